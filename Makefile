@@ -1,0 +1,49 @@
+# tvgrad — `make verify` (the main job) and `make test` install what they need first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tvgrad-installed
+PROFILE ?= verify
+SEED   ?= 20260824
+JOBS   ?= 2
+OUT    ?= reports
+ARCH   := $(shell uname -m)
+# torch/torchvision pairs that install from this machine's local wheel cache (x86_64: CUDA build
+# that also runs on CPU; aarch64: CPU build).
+ifeq ($(ARCH),aarch64)
+TORCH_PINS ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all verify bench clean
+
+help:  ## list the targets
+	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "variables: PROFILE=$(PROFILE) SEED=$(SEED) JOBS=$(JOBS) OUT=$(OUT)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install tvgrad with its test extras (idempotent)
+
+test: $(STAMP)  ## run the fast test suite (pytest -n auto tests/, Hypothesis profile ci)
+	TVGRAD_PROFILE=$${TVGRAD_PROFILE:-ci} $(BIN)/python -m pytest -n auto tests/ -m "not slow and not gpu"
+
+test-all: $(STAMP)  ## run every test, the slow ones included
+	TVGRAD_PROFILE=$${TVGRAD_PROFILE:-ci} $(BIN)/python -m pytest -n auto tests/
+
+verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json and theory_examples.csv
+	$(BIN)/python -m theory verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+
+bench: $(STAMP)  ## HVP/gradient time ratios (jvp-of-grad vs vjp-of-grad) and examples/s per claim
+	$(BIN)/python -m theory.bench
+
+clean:  ## remove the virtual environment and generated reports
+	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/*.html .hypothesis

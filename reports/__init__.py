@@ -1,0 +1,1 @@
+"""Generated reports live in this folder (theory.json, theory_examples.csv)."""

@@ -1,0 +1,129 @@
+"""The campaign: JSON/CSV outputs, counterexamples that shrink and reproduce, bad input."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from theory import campaign
+from theory.__main__ import main
+from theory.campaign import run_claim, verify
+from theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Variant
+from theory.claims.exact import ONE_EPOCH_EXACT
+from theory.errors import InvalidInput
+
+
+def test_verify_writes_valid_json_and_csv(tmp_path):
+    doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="ci", seed=1,
+                 out=tmp_path, max_examples=5)
+    on_disk = json.loads((tmp_path / "theory.json").read_text())
+    assert on_disk == json.loads(json.dumps(doc))
+    assert on_disk["schema_version"] == 1 and on_disk["complete"]
+    assert on_disk["environment"]["profile"] == "ci"
+    c = {x["id"]: x for x in on_disk["claims"]}
+    assert c["one_epoch_exact"]["status"] == "verified"
+    assert c["one_epoch_exact"]["examples"] >= 5
+    assert all(f["rejected"] for f in c["one_epoch_exact"]["falsifiability"])
+    assert "max_ratio_float32" in c["one_epoch_exact"]["statistics"]
+    rows = list(csv.DictReader((tmp_path / "theory_examples.csv").open()))
+    assert {r["claim"] for r in rows} == {"one_epoch_exact", "symbolic_expansion"}
+    assert campaign.exit_code(on_disk) == 0
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = verify(claims=["multi_epoch_second_order"], profile="dev", seed=7, out=tmp_path / "a",
+               max_examples=4, audit=False)
+    b = verify(claims=["multi_epoch_second_order"], profile="dev", seed=7, out=tmp_path / "b",
+               max_examples=4, audit=False)
+    assert a["claims"][0]["statistics"] == b["claims"][0]["statistics"]
+
+
+def _broken_claim():
+    """one_epoch_exact with a wrong check: 'violated' whenever the network has width > 2."""
+    def check(case, variant=None):
+        if max(case.spec.widths) > 2:
+            return Outcome(VIOLATED, {"w": max(case.spec.widths)}, "planted failure")
+        return Outcome(HOLDS)
+    return Claim(id="broken", title="t", statement="s", check=check,
+                 strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
+                 variants=(Variant("v", "d"),))
+
+
+def test_counterexample_is_shrunk_and_reproducible():
+    res = run_claim(_broken_claim(), max_examples=50, seed=0)
+    ce = res.counterexample
+    assert ce["verdict"] == VIOLATED
+    assert max(json.loads(ce["case"])["spec"]["widths"]) == 3  # minimal failing width
+    assert json.loads(ce["case"])["spec"]["widths"] == [3]
+    assert ce["reproduce"].startswith("python -m theory reproduce --claim broken --case ")
+    assert ce["hypothesis_blob"] and "reproduce_failure" in ce["hypothesis_blob"]
+
+
+def test_violation_gives_nonzero_exit(tmp_path, monkeypatch):
+    monkeypatch.setitem(CLAIMS, "broken", _broken_claim())
+    doc = verify(claims=["broken"], profile="ci", out=tmp_path, max_examples=10)
+    assert doc["claims"][0]["status"] == "violated"
+    assert campaign.exit_code(doc) == 1
+
+
+def test_reproduce_cli(capsys):
+    case = ONE_EPOCH_EXACT.examples[0].to_json()
+    assert main(["reproduce", "--claim", "one_epoch_exact", "--case", case]) == 0
+    assert '"verdict": "holds"' in capsys.readouterr().out
+    assert main(["reproduce", "--claim", "one_epoch_exact", "--case", case,
+                 "--variant", "sign_flipped"]) == 1
+    assert "worst" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "--claim", "no_such_claim"], "unknown claim 'no_such_claim'"),
+    (["verify", "--profile", "fast"], "unknown Hypothesis profile 'fast'"),
+    (["verify", "--max-examples", "0"], "--max-examples must be >= 1, got 0"),
+    (["reproduce", "--claim", "one_epoch_exact", "--case", "{}"], "--case is not a valid Case"),
+    (["reproduce", "--claim", "one_epoch_exact", "--case",
+      ONE_EPOCH_EXACT.examples[0].to_json(), "--variant", "nope"], "has no variant 'nope'"),
+])
+def test_cli_bad_input(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(InvalidInput, match="is not writable"):
+        verify(claims=["one_epoch_exact"], profile="ci", out=ro / "x", max_examples=1)
+
+
+def test_output_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(InvalidInput, match="is not writable"):
+        verify(claims=["one_epoch_exact"], profile="ci", out=f, max_examples=1)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "theory.json"
+    campaign.atomic_write(target, '{"ok": 1}')
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(campaign.os, "replace", boom)
+    with pytest.raises(OSError):
+        campaign.atomic_write(target, '{"ok": 2}')
+    assert json.loads(target.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["theory.json"]
+
+
+@pytest.mark.slow
+def test_module_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "theory", "verify", "--profile", "ci",
+                        "--claim", "one_epoch_exact", "--max-examples", "3", "--out",
+                        str(tmp_path), "--jobs", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "one_epoch_exact" in r.stdout and "verified" in r.stdout

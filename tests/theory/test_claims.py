@@ -1,0 +1,70 @@
+"""Every claim holds on its strategy, and every planted wrong variant is rejected."""
+
+import pytest
+from hypothesis import HealthCheck, example, given, note, settings
+
+from theory.campaign import run_claim
+from theory.claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
+from theory.nets import NetSpec
+from theory.problems import Case
+
+NUMERIC = [c for c in CLAIMS.values() if c.case_type is Case]
+
+
+def _holds_test(claim):
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(case=claim.strategy())
+    def test(case):
+        note(f"case = {case.to_json()}")
+        out = claim.run(case)
+        note(out.detail)
+        assert out.verdict in (HOLDS, DIVERGED, INCONCLUSIVE), out.detail
+    for ex in claim.examples:  # the pinned edge cases: width 1, depth 1, k = 1, n = 1, ∇L = 0, η
+        test = example(case=ex)(test)
+    return test
+
+
+@pytest.mark.parametrize("claim_id", [c.id for c in NUMERIC])
+def test_claim_holds_on_random_cases(claim_id):
+    _holds_test(CLAIMS[claim_id])()
+
+
+@pytest.mark.parametrize("claim_id", list(CLAIMS))
+def test_claim_holds_on_pinned_edge_cases(claim_id):
+    claim = CLAIMS[claim_id]
+    for case in claim.examples:
+        out = claim.run(case)
+        assert out.verdict == HOLDS, f"{case.to_json()}\n{out.detail}"
+
+
+@pytest.mark.parametrize("claim_id, variant", [(c.id, v.id) for c in CLAIMS.values()
+                                               for v in c.variants])
+def test_planted_variant_is_rejected(claim_id, variant):
+    """A check that cannot fail is a defect: each wrong variant must meet a counterexample
+    among the pinned edge cases and at most 30 random examples (fixed seed)."""
+    res = run_claim(CLAIMS[claim_id], variant=variant, max_examples=30, seed=0, shrink=False)
+    assert res.error is None, res.error
+    assert res.first_failure_index is not None, f"{claim_id}/{variant} was never rejected"
+    assert res.counterexample["verdict"] == VIOLATED
+    assert "python -m theory reproduce" in res.counterexample["reproduce"]
+
+
+def test_zero_gradient_is_exact_for_gd_claims():
+    case = Case(spec=NetSpec(3, (5,), 2, "tanh"), n=6, epochs=4, tasks=2, at_minimum=True)
+    for cid in ("multi_epoch_second_order", "ta_vs_mtl_cross_term", "one_epoch_exact"):
+        out = CLAIMS[cid].run(case)
+        assert out.verdict == HOLDS, out.detail
+
+
+def test_large_eta_diverges_and_is_reported_as_such():
+    case = Case(spec=NetSpec(2, (4,), 1, "tanh"), n=4, eta=1e300)
+    assert CLAIMS["one_epoch_exact"].run(case).verdict == DIVERGED
+
+
+def test_relu_pattern_change_is_outside_the_regime_not_a_violation():
+    """ReLU: the expansion only holds inside one activation pattern. With a wide grid the
+    large-η points change the pattern; they must be excluded, never counted as violations."""
+    case = Case(spec=NetSpec(2, (8, 8), 2, "relu"), n=16, epochs=3, seed=3)
+    out = CLAIMS["multi_epoch_second_order"].run(case)
+    assert out.verdict in (HOLDS, INCONCLUSIVE), out.detail
+    assert out.measurements["pattern_changed_points"] > 0

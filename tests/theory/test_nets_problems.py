@@ -1,0 +1,93 @@
+"""Networks, cases and their validation (bad input gets a clear error naming the value)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from theory.derivatives import gradient
+from theory.errors import InvalidInput
+from theory.nets import ACTIVATIONS, NetSpec, init_module, loss_value
+from theory.problems import Case, Problem, batch_sequence
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(in_dim=2, widths=(), out_dim=1), "widths is empty"),
+    (dict(in_dim=2, widths=(3, 0), out_dim=1), r"widths must be positive integers, got \(3, 0\)"),
+    (dict(in_dim=2, widths=(3, -1), out_dim=1), "-1"),
+    (dict(in_dim=0, widths=(3,), out_dim=1), "in_dim must be a positive integer, got 0"),
+    (dict(in_dim=2, widths=(3,), out_dim=1, activation="swish9"), "unknown activation 'swish9'"),
+])
+def test_netspec_rejects_bad_input(kwargs, match):
+    with pytest.raises(InvalidInput, match=match):
+        NetSpec(**kwargs)
+
+
+SPEC = NetSpec(3, (4,), 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(eta=0.0), "eta must be finite and > 0, got 0.0"),
+    (dict(eta=-1e-3), "-0.001"),
+    (dict(eta=float("nan")), "nan"),
+    (dict(eta=float("inf")), "inf"),
+    (dict(epochs=0), "epochs k must be an integer >= 1, got 0"),
+    (dict(loss="hinge"), "unknown loss 'hinge'"),
+    (dict(n=0), "n .samples per task. must be an integer >= 1, got 0"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (dict(loss="cross_entropy", at_minimum=True), "at_minimum=True needs loss='mse'"),
+])
+def test_case_rejects_bad_input(kwargs, match):
+    with pytest.raises(InvalidInput, match=match):
+        Case(spec=SPEC, **kwargs)
+
+
+def test_unknown_loss_in_loss_value():
+    with pytest.raises(InvalidInput, match="unknown loss 'l1'"):
+        loss_value("l1", torch.zeros(2, 1), torch.zeros(2, 1))
+
+
+def test_case_json_roundtrip():
+    c = Case(spec=NetSpec(2, (3, 5), 4, "gelu", False), loss="cross_entropy", n=7, tasks=3,
+             seed=11, eta=0.3, epochs=2, batch_size=3, reshuffle=True)
+    assert Case.from_json(c.to_json()) == c
+    assert json.loads(c.to_json())["spec"]["widths"] == [3, 5]
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_same_theta0_in_float32_and_float64(act):
+    spec = NetSpec(3, (5, 2), 2, act)
+    a = init_module(spec, 3, torch.float64)
+    b = init_module(spec, 3, torch.float32)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p.detach().float(), q.detach()), n
+
+
+def test_num_params_matches_module():
+    for spec in (NetSpec(3, (4,), 2), NetSpec(1, (1, 2, 3), 5, bias=False)):
+        assert spec.num_params == sum(p.numel() for p in init_module(spec, 0).parameters())
+
+
+def test_at_minimum_has_exactly_zero_gradient():
+    prob = Problem.build(Case(spec=NetSpec(3, (6, 4), 2, "softplus"), n=9, at_minimum=True))
+    assert torch.count_nonzero(gradient(prob.loss_fn(0), prob.theta0)) == 0
+
+
+def test_batch_sequence_last_batch_smaller_and_reshuffle_deterministic():
+    steps = batch_sequence(10, 4, 2, False, 0)
+    assert [len(s) for s in steps] == [4, 4, 2, 4, 4, 2]
+    assert torch.equal(torch.cat(steps[:3]), torch.arange(10))
+    a = batch_sequence(10, 4, 3, True, 5)
+    b = batch_sequence(10, 4, 3, True, 5)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(torch.cat(a[:3]), torch.cat(a[3:6]))  # a new order per epoch
+    assert [len(s) for s in batch_sequence(5, None, 2, False, 0)] == [5, 5]
+
+
+def test_tasks_have_different_data():
+    prob = Problem.build(Case(spec=SPEC, tasks=3, n=4))
+    assert not torch.allclose(prob.data[0].x, prob.data[1].x)
+    total = prob.sum_loss_fn()(prob.theta0)
+    parts = sum(prob.loss_fn(t)(prob.theta0) for t in range(3))
+    assert math.isclose(float(total), float(parts), rel_tol=1e-15)

@@ -1,0 +1,51 @@
+"""The derived one-step tolerance: never violated by the real kernels, and not vacuous."""
+
+import pytest
+import torch
+
+from theory.rounding import compare, gamma, sgd_step_tolerance, sum_tolerance, unit_roundoff
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("lr", [1e-8, 3e-3, 0.1, 1.0, 7.3])
+def test_sgd_step_within_tolerance_and_tolerance_is_tight(dtype, lr):
+    gen = torch.Generator().manual_seed(0)
+    theta0 = (torch.randn(20000, generator=gen, dtype=torch.float64) * 10 ** torch.randint(
+        -3, 3, (20000,), generator=gen)).to(dtype)
+    g = torch.randn(20000, generator=gen, dtype=torch.float64).to(dtype)
+    p = torch.nn.Parameter(theta0.clone())
+    p.grad = g.clone()
+    torch.optim.SGD([p], lr=lr).step()
+    tau = p.detach() - theta0
+    tol = sgd_step_tolerance(theta0, g, lr)
+    cmp = compare(tau, -lr * g.double(), tol, "τ vs −ηg")
+    assert cmp.ok, cmp.report
+    # not vacuous: the worst coordinate uses a good part of its bound
+    assert cmp.max_ratio > 0.1, cmp.report
+
+
+def test_compare_reports_worst_entries_and_tolerance():
+    a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    cmp = compare(a, a + torch.tensor([0, 1e-3, 0], dtype=torch.float64),
+                  torch.full((3,), 1e-6, dtype=torch.float64), "demo")
+    assert not cmp.ok and cmp.max_ratio == pytest.approx(1e3)
+    assert "demo: worst" in cmp.report and "1.000e-06" in cmp.report
+
+
+def test_unit_roundoff_and_gamma():
+    assert unit_roundoff(torch.float64) == 2.0 ** -53
+    assert unit_roundoff(torch.float32) == 2.0 ** -24
+    assert gamma(2, 2.0 ** -24) > 2 * 2.0 ** -24
+    with pytest.raises(ValueError):
+        gamma(2 ** 24, 2.0 ** -24)
+
+
+def test_sum_tolerance_covers_any_order():
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(1000, generator=gen).float() * 10 ** k for k in range(-3, 4)]
+    exact = sum(x.double() for x in xs)
+    for order in (xs, xs[::-1]):
+        s = order[0]
+        for x in order[1:]:
+            s = s + x
+        assert compare(s, exact, sum_tolerance(xs)).ok

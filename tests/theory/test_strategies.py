@@ -1,0 +1,74 @@
+"""Tests of the strategies themselves: argument validation, reach, and shrinking."""
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from theory.nets import NetSpec
+from theory.problems import Case
+from theory.strategies import cases, edge_cases, log_uniform, net_specs
+
+
+def _draw(strategy):
+    return find(strategy, lambda _: True, settings=settings(database=None))
+
+
+@pytest.mark.parametrize("kwargs", [dict(min_depth=0), dict(max_width=0), dict(min_depth=3, max_depth=2),
+                                    dict(activations=()), dict(activations=("nope",))])
+def test_net_specs_validates_arguments(kwargs):
+    with pytest.raises(InvalidArgument):
+        _draw(net_specs(**kwargs))
+
+
+@pytest.mark.parametrize("kwargs", [dict(losses=("hinge",)), dict(max_tasks=0), dict(max_n=0),
+                                    dict(max_epochs=5, max_steps=2)])
+def test_cases_validates_arguments(kwargs):
+    with pytest.raises(InvalidArgument):
+        _draw(cases(**kwargs))
+
+
+def test_log_uniform_validates():
+    with pytest.raises(InvalidArgument):
+        _draw(log_uniform(0.0, 1.0))
+
+
+def test_reaches_deep_and_wide_networks():
+    s = find(net_specs(), lambda n: n.depth == 4 and max(n.widths) == 32,
+             settings=settings(max_examples=2000, database=None))
+    assert s.depth == 4
+
+
+def test_reaches_many_tasks_epochs_and_uneven_batches():
+    c = find(cases(min_tasks=2, max_tasks=5, max_epochs=6, minibatch=True),
+             lambda c: c.tasks == 5 and c.epochs >= 3 and c.n % c.batch_size != 0,
+             settings=settings(max_examples=3000, database=None))
+    assert c.tasks == 5
+
+
+def test_shrinks_to_a_minimal_network():
+    c = find(cases(), lambda c: True, settings=settings(database=None))
+    assert c.spec == NetSpec(in_dim=1, widths=(1,), out_dim=1, activation="tanh", bias=False)
+    assert (c.n, c.loss, c.tasks, c.epochs) == (1, "mse", 1, 1)
+
+
+@given(cases(max_epochs=3, minibatch=True, max_steps=12))
+def test_minibatch_cases_respect_step_budget(c):
+    from math import ceil
+    assert ceil(c.n / c.batch_size) * c.epochs <= 12
+
+
+@given(st.data())
+def test_cases_are_valid_and_json_roundtrip(data):
+    c = data.draw(cases(min_tasks=1, max_tasks=3))
+    assert Case.from_json(c.to_json()) == c
+    if c.at_minimum:
+        assert c.loss == "mse"
+
+
+def test_edge_cases_cover_the_pinned_corners():
+    ec = edge_cases()
+    assert any(c.spec.widths == (1,) and c.spec.depth == 1 for c in ec)
+    assert any(c.epochs == 1 for c in ec) and any(c.n == 1 for c in ec)
+    assert any(c.at_minimum for c in ec)
+    assert min(c.eta for c in ec) <= 1e-8 and max(c.eta for c in ec) >= 10

@@ -1,0 +1,79 @@
+"""``make bench``: HVP/gradient time ratios for both HVP modes, and examples/s per claim.
+
+Timings are medians over repeats of ``torch.utils.benchmark.Timer`` (which synchronises and
+warms up), float64 on the CPU, one thread per process as in the campaign workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.benchmark import Timer
+
+from .derivatives import gradient, hvp_fwd_rev, hvp_rev_rev
+from .nets import NetSpec
+from .problems import Case, Problem
+
+SIZES = (
+    ("small  (d=1, w=16)", NetSpec(8, (16,), 4, "tanh"), 64),
+    ("medium (d=3, w=64)", NetSpec(32, (64, 64, 64), 10, "gelu"), 128),
+    ("large  (d=4, w=256)", NetSpec(64, (256,) * 4, 10, "silu"), 256),
+)
+
+
+def _median(fn, min_run_time: float) -> float:
+    return Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+
+
+def hvp_table(min_run_time: float = 0.5) -> list[dict]:
+    rows = []
+    for name, spec, n in SIZES:
+        prob = Problem.build(Case(spec=spec, loss="cross_entropy", n=n, seed=0))
+        f, th = prob.loss_fn(0), prob.theta0
+        v = torch.randn_like(th)
+        tg = _median(lambda: gradient(f, th), min_run_time)
+        tf = _median(lambda: hvp_fwd_rev(f, th, v), min_run_time)
+        tr = _median(lambda: hvp_rev_rev(f, th, v), min_run_time)
+        rows.append({"size": name, "params": spec.num_params, "grad_ms": tg * 1e3,
+                     "fwd_rev_ms": tf * 1e3, "rev_rev_ms": tr * 1e3,
+                     "fwd_rev_ratio": tf / tg, "rev_rev_ratio": tr / tg})
+    return rows
+
+
+def claim_rates(examples: int = 20) -> list[dict]:
+    from .campaign import run_claim
+    from .claims import CLAIMS
+    rows = []
+    for cid, claim in CLAIMS.items():
+        t0 = time.perf_counter()
+        res = run_claim(claim, max_examples=examples, seed=0, shrink=False)
+        dt = time.perf_counter() - t0
+        rows.append({"claim": cid, "examples": len(res.records), "seconds": dt,
+                     "examples_per_s": len(res.records) / dt})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m theory.bench", description=__doc__)
+    ap.add_argument("--min-run-time", type=float, default=0.5)
+    ap.add_argument("--examples", type=int, default=20, help="examples per claim for rates")
+    ap.add_argument("--no-claims", action="store_true", help="skip the examples/s table")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, float64, CPU, 1 thread. Target: HVP/grad ≤ 2.0×\n")
+    print(f"{'network':22} {'params':>8} {'grad ms':>9} {'jvp∘grad ms':>12} {'vjp∘grad ms':>12} "
+          f"{'jvp∘grad/grad':>14} {'vjp∘grad/grad':>14}")
+    for r in hvp_table(args.min_run_time):
+        print(f"{r['size']:22} {r['params']:>8} {r['grad_ms']:>9.3f} {r['fwd_rev_ms']:>12.3f} "
+              f"{r['rev_rev_ms']:>12.3f} {r['fwd_rev_ratio']:>13.2f}× {r['rev_rev_ratio']:>13.2f}×")
+    if not args.no_claims:
+        print(f"\n{'claim':28} {'examples':>8} {'seconds':>8} {'examples/s':>11}")
+        for r in claim_rates(args.examples):
+            print(f"{r['claim']:28} {r['examples']:>8} {r['seconds']:>8.2f} {r['examples_per_s']:>11.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

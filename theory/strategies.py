@@ -1,0 +1,134 @@
+"""Hypothesis strategies for random feed-forward problems.
+
+Strategies draw :class:`~theory.problems.Case` values (small JSON data), never tensors, so a
+failure shrinks to a minimal network (depth 1, width 1, one sample, tanh, MSE) and prints as
+one line that ``python -m theory reproduce`` re-runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from .nets import ACTIVATIONS, LOSSES, SMOOTH_ACTIVATIONS, NetSpec
+from .problems import Case
+
+# Shrinking goes towards the first element of a sampled_from: keep the simplest first.
+ALL_ACTIVATIONS = ("tanh",) + tuple(a for a in ACTIVATIONS if a != "tanh")
+
+
+def _check_range(name: str, lo, hi, min_allowed) -> None:
+    if lo < min_allowed:
+        raise InvalidArgument(f"{name}: min {lo!r} < {min_allowed!r}")
+    if hi < lo:
+        raise InvalidArgument(f"{name}: max {hi!r} < min {lo!r}")
+
+
+@st.composite
+def net_specs(draw, *, min_depth: int = 1, max_depth: int = 4, min_width: int = 1,
+              max_width: int = 32, activations: tuple[str, ...] = ALL_ACTIVATIONS,
+              max_in_dim: int = 8, max_out_dim: int = 6, min_out_dim: int = 1,
+              bias: bool | None = None) -> NetSpec:
+    """Feed-forward architectures: depth, widths, activation, bias, input/output sizes."""
+    _check_range("depth", min_depth, max_depth, 1)
+    _check_range("width", min_width, max_width, 1)
+    _check_range("out_dim", min_out_dim, max_out_dim, 1)
+    _check_range("in_dim", 1, max_in_dim, 1)
+    if not activations:
+        raise InvalidArgument("activations is empty")
+    unknown = set(activations) - set(ACTIVATIONS)
+    if unknown:
+        raise InvalidArgument(f"unknown activations {sorted(unknown)}")
+    depth = draw(st.integers(min_depth, max_depth))
+    widths = tuple(draw(st.lists(st.integers(min_width, max_width),
+                                 min_size=depth, max_size=depth)))
+    return NetSpec(
+        in_dim=draw(st.integers(1, max_in_dim)),
+        widths=widths,
+        out_dim=draw(st.integers(min_out_dim, max_out_dim)),
+        activation=draw(st.sampled_from(activations)),
+        bias=draw(st.booleans()) if bias is None else bias,
+    )
+
+
+def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """η log-uniform on [lo, hi] (drawn as a uniform exponent; shrinks towards ``lo``)."""
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise InvalidArgument(f"log_uniform needs 0 < lo <= hi < inf, got {lo!r}, {hi!r}")
+    return st.floats(math.log10(lo), math.log10(hi)).map(lambda e: float(10.0 ** e))
+
+
+@st.composite
+def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
+          losses: tuple[str, ...] = ("mse", "cross_entropy"), max_depth: int = 4, max_width: int = 32,
+          max_n: int = 64, min_tasks: int = 1, max_tasks: int = 1, max_epochs: int = 1,
+          minibatch: bool = False, max_steps: int = 24, eta: tuple[float, float] = (1e-4, 1.0),
+          allow_minimum: bool = True) -> Case:
+    """Random problems for the claims.
+
+    Args:
+        activations, losses: allowed choices (first = what a failure shrinks to).
+        max_depth, max_width: architecture limits.
+        max_n: samples per task (1..max_n).
+        min_tasks, max_tasks: number of tasks T.
+        max_epochs: k is drawn in 1..max_epochs.
+        minibatch: draw a batch size (last batch smaller when it does not divide n) and a
+            reshuffle flag; the total number of steps is kept ≤ ``max_steps``.
+        eta: range of the log-uniform learning rate.
+        allow_minimum: sometimes put MSE targets at the network's outputs (∇L = 0).
+    """
+    if not losses or set(losses) - set(LOSSES):
+        raise InvalidArgument(f"losses must be a non-empty subset of {LOSSES}, got {losses!r}")
+    _check_range("tasks", min_tasks, max_tasks, 1)
+    _check_range("epochs", 1, max_epochs, 1)
+    _check_range("n", 1, max_n, 1)
+    if max_steps < max_epochs:
+        raise InvalidArgument(f"max_steps={max_steps} < max_epochs={max_epochs}")
+    loss = draw(st.sampled_from(losses))
+    spec = draw(net_specs(max_depth=max_depth, max_width=max_width, activations=activations,
+                          min_out_dim=2 if loss == "cross_entropy" else 1))
+    n = draw(st.integers(1, max_n))
+    epochs = draw(st.integers(1, max_epochs))
+    batch_size, reshuffle = None, False
+    if minibatch:
+        # ceil(n / bs) * epochs <= max_steps  <=>  bs >= n / (max_steps // epochs)
+        min_bs = max(1, math.ceil(n / (max_steps // epochs)))
+        batch_size = draw(st.integers(min_bs, n))
+        reshuffle = draw(st.booleans())
+    # drawn unconditionally so that every loss has the same choice sequence length (the
+    # shrinker prefers shorter sequences, which would otherwise favour cross-entropy)
+    minimum_draw = draw(st.integers(0, 9))
+    at_minimum = bool(allow_minimum and loss == "mse" and minimum_draw == 9)
+    return Case(spec=spec, loss=loss, n=n, tasks=draw(st.integers(min_tasks, max_tasks)),
+                seed=draw(st.integers(0, 2 ** 16)), eta=draw(log_uniform(*eta)),
+                epochs=epochs, batch_size=batch_size, reshuffle=reshuffle,
+                at_minimum=at_minimum)
+
+
+# -- pinned edge cases (used as @example by every numeric claim) -------------------------
+def edge_cases(*, tasks: int = 1, epochs: int = 2, minibatch: bool = False,
+               activation: str = "tanh") -> tuple[Case, ...]:
+    """Width 1, depth 1, k = 1, one sample, zero gradient, tiny and large η, widest/deepest."""
+    bs = 3 if minibatch else None
+    tiny = NetSpec(in_dim=1, widths=(1,), out_dim=1, activation=activation)
+    base = dict(loss="mse", tasks=tasks, seed=1, epochs=epochs, batch_size=bs)
+    return (
+        Case(spec=tiny, n=5, eta=0.1, **base),                                  # width 1, depth 1
+        Case(spec=NetSpec(2, (3,), 2, activation), n=5, eta=0.1,
+             **{**base, "epochs": 1}),                                           # k = 1
+        Case(spec=NetSpec(3, (4, 4), 3, activation), n=1, eta=0.05,
+             **{**base, "batch_size": None}),                                    # single sample
+        Case(spec=NetSpec(3, (5,), 2, activation), n=7, eta=0.1, at_minimum=True,
+             **base),                                                            # ∇L(θ₀) = 0
+        Case(spec=NetSpec(2, (4,), 3, activation), n=6, eta=1e-8,
+             **{**base, "loss": "cross_entropy"}),                               # tiny η
+        Case(spec=NetSpec(2, (4,), 3, activation), n=6, eta=10.0,
+             **{**base, "loss": "cross_entropy"}),                               # large η
+        Case(spec=NetSpec(8, (32, 32, 32, 32), 6, activation), n=64, eta=0.01,
+             **base),                                                            # deep and wide
+    )
+
+
+SMOOTH = SMOOTH_ACTIVATIONS
