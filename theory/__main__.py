@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         doc = verify(claims=args.claim, profile=profile, seed=args.seed, out=args.out,
                      jobs=args.jobs, max_examples=args.max_examples, audit=not args.no_audit)
         print(summary_table(doc))
-        print(f"\nwrote {args.out / 'theory.json'} and {args.out / 'theory_examples.csv'} "
+        print(f"\nwrote {args.out / 'theory.json'}, {args.out / 'theory_examples.csv'} and "
+              f"{args.out / 'theory.html'} "
               f"in {doc['duration_s']:.1f} s (profile {profile}, seed {args.seed})")
         return exit_code(doc)
     except InvalidInput as exc:

@@ -229,6 +229,9 @@ def atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; reports are for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -277,8 +280,9 @@ def check_out_dir(out: Path) -> Path:
 
 def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: int = 0,
            out: Path = Path("reports"), jobs: int = 1, max_examples: int | None = None,
-           audit: bool = True, echo: Callable[[str], None] = print) -> dict:
-    """Run the campaign and write ``theory.json`` and ``theory_examples.csv`` into ``out``."""
+           audit: bool = True, html: bool = True) -> dict:
+    """Run the campaign; write ``theory.json``, ``theory_examples.csv`` (atomically, after
+    every claim) and, at the end, ``theory.html`` into ``out``."""
     profile = load_profile(profile)
     ids = list(claims or CLAIMS)
     for cid in ids:
@@ -328,6 +332,9 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         bar.close()
     doc["complete"] = True
     flush()
+    if html:
+        from reports.theory_report import write_report
+        write_report(out)
     return doc
 
 

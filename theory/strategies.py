@@ -63,8 +63,8 @@ def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
 @st.composite
 def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
           losses: tuple[str, ...] = ("mse", "cross_entropy"), max_depth: int = 4, max_width: int = 32,
-          max_n: int = 64, min_tasks: int = 1, max_tasks: int = 1, max_epochs: int = 1,
-          minibatch: bool = False, max_steps: int = 24, eta: tuple[float, float] = (1e-4, 1.0),
+          max_n: int = 64, min_tasks: int = 1, max_tasks: int = 1, min_epochs: int = 1,
+          max_epochs: int = 1, minibatch: bool = False, min_steps: int = 1, max_steps: int = 24, eta: tuple[float, float] = (1e-4, 1.0),
           allow_minimum: bool = True) -> Case:
     """Random problems for the claims.
 
@@ -73,16 +73,17 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         max_depth, max_width: architecture limits.
         max_n: samples per task (1..max_n).
         min_tasks, max_tasks: number of tasks T.
-        max_epochs: k is drawn in 1..max_epochs.
+        min_epochs, max_epochs: k is drawn in min_epochs..max_epochs.
         minibatch: draw a batch size (last batch smaller when it does not divide n) and a
-            reshuffle flag; the total number of steps is kept ≤ ``max_steps``.
+            reshuffle flag; the total number of steps is kept in ``min_steps..max_steps``.
         eta: range of the log-uniform learning rate.
         allow_minimum: sometimes put MSE targets at the network's outputs (∇L = 0).
     """
     if not losses or set(losses) - set(LOSSES):
         raise InvalidArgument(f"losses must be a non-empty subset of {LOSSES}, got {losses!r}")
     _check_range("tasks", min_tasks, max_tasks, 1)
-    _check_range("epochs", 1, max_epochs, 1)
+    _check_range("epochs", min_epochs, max_epochs, 1)
+    _check_range("steps", min_steps, max_steps, 1)
     _check_range("n", 1, max_n, 1)
     if max_steps < max_epochs:
         raise InvalidArgument(f"max_steps={max_steps} < max_epochs={max_epochs}")
@@ -90,12 +91,14 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
     spec = draw(net_specs(max_depth=max_depth, max_width=max_width, activations=activations,
                           min_out_dim=2 if loss == "cross_entropy" else 1))
     n = draw(st.integers(1, max_n))
-    epochs = draw(st.integers(1, max_epochs))
+    epochs = draw(st.integers(min_epochs, max_epochs))
     batch_size, reshuffle = None, False
     if minibatch:
         # ceil(n / bs) * epochs <= max_steps  <=>  bs >= n / (max_steps // epochs)
         min_bs = max(1, math.ceil(n / (max_steps // epochs)))
         batch_size = draw(st.integers(min_bs, n))
+        if math.ceil(n / batch_size) * epochs < min_steps:  # e.g. one batch, one epoch
+            epochs = min(max_epochs, math.ceil(min_steps / math.ceil(n / batch_size)))
         reshuffle = draw(st.booleans())
     # drawn unconditionally so that every loss has the same choice sequence length (the
     # shrinker prefers shorter sequences, which would otherwise favour cross-entropy)

@@ -72,3 +72,14 @@ def test_edge_cases_cover_the_pinned_corners():
     assert any(c.epochs == 1 for c in ec) and any(c.n == 1 for c in ec)
     assert any(c.at_minimum for c in ec)
     assert min(c.eta for c in ec) <= 1e-8 and max(c.eta for c in ec) >= 10
+
+
+@given(cases(min_epochs=2, max_epochs=6))
+def test_min_epochs_is_respected(c):
+    assert 2 <= c.epochs <= 6
+
+
+@given(cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2))
+def test_min_steps_is_respected(c):
+    from math import ceil
+    assert ceil(c.n / c.batch_size) * c.epochs >= 2

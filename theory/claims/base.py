@@ -35,9 +35,12 @@ class Outcome:
             raise ValueError(f"unknown verdict {self.verdict!r}")
 
     def clean_measurements(self) -> dict[str, Any]:
-        """Measurements with non-finite floats turned into strings (valid JSON)."""
+        """Measurements with non-finite floats turned into strings (valid JSON); keys starting
+        with ``_`` (bulky traces such as residual curves) are left out."""
         out = {}
         for k, v in self.measurements.items():
+            if k.startswith("_"):
+                continue
             if isinstance(v, float) and not math.isfinite(v):
                 v = str(v)
             out[k] = v

@@ -155,6 +155,8 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
         meas.update(exact=True)
         return Outcome(HOLDS, meas)  # e.g. zero gradient: τ ≡ 0 exactly, as predicted
     regime = okr & (ev.ratio <= RHO)
+    meas["_curve"] = {"eta": etas.tolist(), "r1": r1.tolist(), "r2": r2.tolist(),
+                      "floor": floor.tolist(), "regime": regime.tolist()}
     meas["regime_points"] = int(regime.sum())
     fits = {}
     for name, r in (("r1", r1), ("r2", r2)):

@@ -127,7 +127,9 @@ MULTI_EPOCH_SECOND_ORDER = Claim(
     statement=(r"\tau^{(k)} = -k\eta\,g + \binom{k}{2}\eta^2 H g + O(\eta^3),\quad "
                r"g=\nabla L(\theta_0),\ H=\nabla^2 L(\theta_0)"),
     check=check_multi_epoch,
-    strategy=lambda: strategies.cases(max_epochs=6),
+    # k = 1 is the exact claim one_epoch_exact (and a pinned example here): draw k ≥ 2 so that
+    # every random example exercises the second-order term.
+    strategy=lambda: strategies.cases(min_epochs=2, max_epochs=6),
     case_type=Case,
     variants=MULTI_EPOCH_VARIANTS,
     examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1],
@@ -197,7 +199,7 @@ SGD_EPOCH_SECOND_ORDER = Claim(
                r"\sum_{m<n} g_{b(m)} + O(\eta^3);\ \text{one epoch: } -\eta\sum_b g_b "
                r"= -\eta B g \text{ only for equal batch sizes}"),
     check=check_sgd_epoch,
-    strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48),
+    strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2),
     case_type=Case,
     variants=SGD_VARIANTS,
     examples=strategies.edge_cases(epochs=1, minibatch=True)
@@ -245,7 +247,7 @@ TA_VS_MTL_CROSS_TERM = Claim(
     statement=(r"\sum_t \tau_t^{(k)} - \Delta_{\mathrm{MTL}}^{(k)} = -\eta^2\binom{k}{2}"
                r"\sum_t\sum_{s\neq t} H_t g_s + O(\eta^3)"),
     check=check_cross_term,
-    strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, max_epochs=6, max_n=32,
+    strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, min_epochs=2, max_epochs=6, max_n=32,
                                       max_width=16, max_depth=3),
     case_type=Case,
     variants=CROSS_VARIANTS,

@@ -1,0 +1,79 @@
+"""The HTML report: self-contained, escapes untrusted strings, renders in headless Chromium."""
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reports.theory_report import render, write_report
+from theory.campaign import verify
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep")
+    verify(claims=["one_epoch_exact", "multi_epoch_second_order", "symbolic_expansion"],
+           profile="ci", seed=3, out=out, max_examples=6)
+    return out
+
+
+def test_report_is_self_contained_with_all_sections(report_dir):
+    html = (report_dir / "theory.html").read_text()
+    for section in ("verdicts", "expansions", "tolerance", "statistics", "breakdown",
+                    "counterexamples", "audit", "notes"):
+        assert f'id="{section}"' in html
+    assert html.count("<svg") >= 3
+    assert not re.search(r'(src|href)="(https?:)?//', html), "no network resources"
+    assert "<script" not in html
+    assert "multi_epoch_second_order" in html and "sign_flipped" in html
+
+
+def test_untrusted_strings_are_escaped(report_dir):
+    doc = json.loads((report_dir / "theory.json").read_text())
+    doc["claims"][0]["title"] = "<script>alert(1)</script>"
+    doc["claims"][0]["falsifiability"][0]["description"] = "<img src=x onerror=alert(1)>"
+    rows = list(csv.DictReader((report_dir / "theory_examples.csv").open()))
+    rows[0]["activation"] = "<script>evil()</script>"
+    html = render(doc, rows)
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script&gt;evil()&lt;/script&gt;" in html
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-extensions", "--proxy-server=127.0.0.1:9", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium; .ci/run does)")
+def test_report_renders_in_headless_chromium(report_dir, tmp_path):
+    html = report_dir / "theory.html"
+    shot = tmp_path / "shot.png"
+    common = [_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    r = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,3000",
+                        html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-2000:]
+    console_errors = [line for line in r.stderr.splitlines()
+                      if "CONSOLE" in line and ("Uncaught" in line or "ERROR" in line)]
+    assert not console_errors, console_errors
+    dom = subprocess.run([*common, "--dump-dom", html.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert dom.count("<svg") == html.read_text().count("<svg") >= 3  # every plot is in the DOM
+    from PIL import Image
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100, "blank screenshot"
+
+
+def test_write_report_from_files(report_dir):
+    path = write_report(report_dir)
+    assert path.name == "theory.html" and path.stat().st_size > 10_000
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
