@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all verify bench clean
+.PHONY: help install test test-all verify bench bench-gpu empirical clean
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -44,6 +44,15 @@ verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.j
 
 bench: $(STAMP)  ## HVP/gradient time ratios (jvp-of-grad vs vjp-of-grad) and examples/s per claim
 	$(BIN)/python -m theory.bench
+
+DATA_ROOT ?= data
+RUNS ?= runs
+EMPIRICAL_ARGS ?=
+empirical: $(STAMP)  ## finetune CLIP on the seven datasets, merge, write reports/empirical.html (GPU; resumable)
+	$(BIN)/python -m empirical all --data-root $(DATA_ROOT) --out $(RUNS) --html $(OUT)/empirical.html $(EMPIRICAL_ARGS)
+
+bench-gpu: $(STAMP)  ## images/s of finetuning with vs without trajectory recording (needs CUDA)
+	$(BIN)/python -m empirical.bench_gpu
 
 clean:  ## remove the virtual environment and generated reports
 	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/*.html .hypothesis

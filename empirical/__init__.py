@@ -1,1 +1,1 @@
-"""CLIP finetuning on the seven benchmarks of the paper (not implemented yet; see issue 5)."""
+"""CLIP finetuning on the seven benchmarks, trajectory recording and task-vector merging."""

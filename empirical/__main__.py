@@ -1,0 +1,144 @@
+"""``python -m empirical {finetune,merge,report,all}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+
+from .data import DATASETS, DatasetMissing
+from .finetune import EPOCHS, RECIPES, FinetuneConfig
+from .model import WeightsMissing
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="ViT-B-32", help="open_clip model name (default ViT-B-32)")
+    p.add_argument("--pretrained", default="openai",
+                   help="open_clip tag, a local checkpoint path, or 'none' for random weights")
+    p.add_argument("--cache-dir", default=None, help="open_clip/hub cache folder for weights")
+    p.add_argument("--data-root", default="data", help="folder holding the datasets")
+    p.add_argument("--download", action="store_true",
+                   help="let torchvision download missing datasets (off by default)")
+    p.add_argument("--out", default="runs", help="runs folder (default runs/)")
+    p.add_argument("--recipe", default="ilharco", choices=list(RECIPES),
+                   help="theory: plain SGD, constant lr, no clipping; ilharco: AdamW 1e-5, wd 0.1, "
+                        "batch 128, cosine + 500 warm-up, clip 1; paper-code: AdamW 1e-5, wd 0.1, "
+                        "batch 32, no schedule, clip 10")
+    p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
+    p.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
+                   help="override the recipe's optimizer (sgd: no momentum, no weight decay)")
+    p.add_argument("--clip", type=float, default=None, help="override gradient-norm clipping")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default per dataset: {EPOCHS})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="parameter dtype (float64 for CPU cross-checks with the theory)")
+    p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    p.add_argument("--num-workers", type=int, default=4, help="data loader workers")
+    p.add_argument("--max-samples", type=int, default=None, help="cap every split (smoke runs)")
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="visit the training samples in a fixed order (theory cross-checks)")
+    p.add_argument("--no-record", action="store_true",
+                   help="plain finetuning: no gradient norms, g0 or per-epoch deltas")
+
+
+def _cfg(args, dataset: str) -> FinetuneConfig:
+    kw = dict(dataset=dataset, model=args.model, pretrained=args.pretrained,
+              data_root=args.data_root, out=args.out, recipe=args.recipe, lr=args.lr,
+              batch_size=args.batch_size, epochs=args.epochs, optimizer=args.optimizer,
+              clip=args.clip, seed=args.seed, dtype=args.dtype, amp=not args.no_amp,
+              download=args.download, num_workers=args.num_workers,
+              max_samples=args.max_samples, cache_dir=args.cache_dir, record=not args.no_record,
+              shuffle=not args.no_shuffle)
+    if args.device:
+        kw["device"] = args.device
+    return FinetuneConfig(**kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m empirical",
+                                 description="Finetune CLIP on the seven benchmarks, record the "
+                                             "trajectory, merge task vectors, report.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("finetune", help="finetune on one dataset (resumable)")
+    f.add_argument("--dataset", required=True, choices=list(DATASETS))
+    _common(f)
+    m = sub.add_parser("merge", help="task arithmetic of one-epoch and converged task vectors")
+    m.add_argument("--datasets", default=",".join(DATASETS))
+    _common(m)
+    r = sub.add_parser("report", help="write reports/empirical.html from a runs folder")
+    r.add_argument("--out", default="runs")
+    r.add_argument("--html", default="reports/empirical.html")
+    a = sub.add_parser("all", help="finetune every dataset, merge, report (resumable)")
+    a.add_argument("--datasets", default=",".join(DATASETS))
+    a.add_argument("--devices", default=None,
+                   help="comma-separated CUDA device ids: one process per GPU over the datasets")
+    a.add_argument("--html", default="reports/empirical.html")
+    _common(a)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "finetune":
+            from .finetune import finetune
+            res = finetune(_cfg(args, args.dataset))
+            print(f"{args.dataset}: test accuracy {res['test_accuracy']:.4f}, "
+                  f"first-epoch update share {res['epochs'][0]['update_norm_share']:.3f}, "
+                  f"results in {_cfg(args, args.dataset).run_dir / 'results.json'}")
+            return 0
+        if args.cmd == "report":
+            from .report import build
+            print(f"wrote {build(args.out, args.html)}")
+            return 0
+        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        bad = [d for d in datasets if d not in DATASETS]
+        if bad:
+            raise ValueError(f"unknown datasets {bad}; choose from {list(DATASETS)}")
+        if args.cmd == "all":
+            if args.devices:
+                _parallel(argv if argv is not None else sys.argv[1:], datasets,
+                          args.devices.split(","))
+            else:
+                from .finetune import finetune
+                for d in datasets:
+                    finetune(_cfg(args, d))
+        from .merge import merge
+        res = merge([_cfg(args, d) for d in datasets])
+        print(f"merge: one-epoch mean normalized {res['kinds']['one_epoch']['mean_normalized']:.4f}, "
+              f"converged {res['kinds']['converged']['mean_normalized']:.4f} ({res['path']})")
+        if args.cmd == "all":
+            from .report import build
+            print(f"wrote {build(args.out, args.html)}")
+        return 0
+    except (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parallel(argv: list[str], datasets: list[str], devices: list[str]) -> None:
+    """One `finetune` process per GPU, each taking datasets round-robin."""
+    keep, skip = [], False
+    for a in argv[1:]:  # drop 'all', --datasets/--devices/--html and their values
+        if skip:
+            skip = False
+            continue
+        if a in ("--datasets", "--devices", "--html"):
+            skip = True
+            continue
+        keep.append(a)
+    queues = {dev: datasets[i::len(devices)] for i, dev in enumerate(devices)}
+    procs = []
+    for dev, ds in queues.items():
+        cmd = " && ".join(shlex.join([sys.executable, "-m", "empirical", "finetune",
+                                      "--dataset", d, *keep]) for d in ds)
+        procs.append(subprocess.Popen(cmd, shell=True,
+                                      env={**os.environ, "CUDA_VISIBLE_DEVICES": dev.strip()}))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"finetuning processes failed: exit codes {codes}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""``reports/empirical.html``: per-epoch shares beside the published ones, cosines, merging."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import jinja2
+
+from reports.theory_report import TEMPLATES, _svg, plt
+
+from .io import read_json
+
+REFERENCE = Path(__file__).parent / "reference"
+
+
+def reference_shares() -> dict[str, list[float]]:
+    out: dict[str, list[float]] = defaultdict(list)
+    with (REFERENCE / "epoch_gradient_norms.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            out[row["dataset"]].append(float(row["normalized_grad_norm"]))
+    return dict(out)
+
+
+def shares_plot(runs: list[dict]):
+    ref = reference_shares()
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 2.8), squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        ep = r["epochs"]
+        x = list(range(1, len(ep) + 1))
+        w = 0.27
+        ax.bar([i - w for i in x], [e.get("update_norm_share") or 0 for e in ep], w,
+               label="ours: ‖Δ_e‖ share")
+        ax.bar(x, [e.get("grad_norm_share") or 0 for e in ep], w, label="ours: grad-norm share")
+        rs = ref.get(r["dataset"], [])
+        if rs:
+            ax.bar([i + w for i in range(1, len(rs) + 1)], rs, w, color="grey",
+                   label="published grad-norm share (paper-code recipe)")
+        ax.set_title(f"{r['dataset']} ({r['recipe']['name']})", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=5)
+    return _svg(fig)
+
+
+def build(runs_dir: str | Path, out: str | Path = "reports/empirical.html") -> Path:
+    from theory.campaign import atomic_write
+    runs_dir = Path(runs_dir)
+    runs = [read_json(p) for p in sorted(runs_dir.rglob("results.json"))]
+    runs = [r for r in runs if r.get("complete")]
+    merges = [read_json(p) for p in sorted(runs_dir.rglob("merge-*.json"))]
+    ref_acc = json.loads((REFERENCE / "finetuned_accuracy.json").read_text())
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    html = env.get_template("empirical.html.j2").render(
+        runs=runs, merges=merges, plot=shares_plot(runs), ref_acc=ref_acc)
+    out = Path(out)
+    atomic_write(out, html)
+    return out
