@@ -114,6 +114,49 @@ def tolerance_usage(rows: list[dict]) -> Markup | None:
     return _svg(fig) if any_data else None
 
 
+def bound_tightness(rows: list[dict]) -> Markup | None:
+    """Actual error vs bound (log-log, y = x), ratios by depth and activation, and the
+    Hessian-norm bound vs the exact norm."""
+    err = [r for r in rows if r["claim"] == "ffn_second_order_error_bound" and r["verdict"] == "holds"]
+    hess = [r for r in rows if r["claim"] == "ffn_hessian_bound" and r["verdict"] == "holds"]
+    if not err and not hess:
+        return None
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    ax = axes[0]
+    for key, label, color in (("m.apriori", "a priori", "tab:blue"), ("m.trajectory", "trajectory", "tab:orange"),
+                              ("m.naive", "naive", "grey")):
+        pts = [(float(r[key]), float(r["m.actual"])) for r in err
+               if r.get(key) and float(r["m.actual"]) > 0 and float(r[key]) > 0]
+        if pts:
+            ax.loglog(*zip(*pts), ".", ms=3, color=color, label=label)
+    lims = ax.get_xlim()
+    ax.loglog(lims, lims, "k--", lw=0.8, label="y = x")
+    ax.set_xlabel("bound")
+    ax.set_ylabel("actual ‖τ + kηg‖")
+    ax.legend(fontsize=6)
+    for ax, field in ((axes[1], "depth"), (axes[2], "activation")):
+        groups: dict = defaultdict(list)
+        for r in err:
+            try:
+                v = float(r.get("m.actual_over_apriori") or "nan")
+            except ValueError:
+                v = math.nan
+            if v > 0:
+                groups[r[field]].append(v)
+        keys = sorted(groups)
+        if keys:
+            ax.boxplot([groups[k] for k in keys])
+            ax.set_xticks(range(1, len(keys) + 1), keys, fontsize=7)
+            ax.set_yscale("log")
+        ax.set_title(f"actual / a-priori by {field}", fontsize=8)
+    ax = axes[3]
+    vals = [float(r["m.exact_over_bound"]) for r in hess if r.get("m.exact_over_bound")]
+    if vals:
+        ax.hist([v for v in vals if v > 0], bins=30)
+        ax.set_xlabel("max exact ‖∇²L‖₂ / M(R) over the checked points")
+    return _svg(fig)
+
+
 def verdicts_by(rows: list[dict], field: str) -> dict:
     table: dict = defaultdict(lambda: defaultdict(int))
     for r in rows:
@@ -121,14 +164,21 @@ def verdicts_by(rows: list[dict], field: str) -> dict:
     return {k: dict(v) for k, v in sorted(table.items())}
 
 
+def theorem_html() -> Markup | None:
+    """docs/bound.md as escaped preformatted text (no Markdown renderer needed offline)."""
+    path = Path(__file__).resolve().parent.parent / "docs" / "bound.md"
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
 def render(doc: dict, rows: list[dict]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined)
     plots = {"slopes": slope_histograms(rows), "tolerance": tolerance_usage(rows),
+             "bound": bound_tightness(rows),
              "curves": {cid: residual_curves(cid, rows) for cid in EXPANSION_CLAIMS}}
     return env.get_template("theory.html.j2").render(
-        doc=doc, plots=plots, by_activation=verdicts_by(rows, "activation"),
+        doc=doc, plots=plots, theorem=theorem_html(), by_activation=verdicts_by(rows, "activation"),
         by_loss=verdicts_by(rows, "loss"), by_depth=verdicts_by(rows, "depth"))
 
 

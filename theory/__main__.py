@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes (default: min(2, cores))")
     v.add_argument("--no-audit", action="store_true", help="skip the planted wrong variants")
+    v.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="total wall time shared by all runs; each stops drawing new examples "
+                        "when its share is spent (reported as budget_exhausted)")
     r = sub.add_parser("reproduce", help="re-run one claim on one case (from a counterexample)")
     r.add_argument("--claim", required=True)
     r.add_argument("--case", required=True, help="the case JSON printed with the counterexample")
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise InvalidInput(f"--jobs must be >= 1, got {args.jobs}")
         doc = verify(claims=args.claim, profile=profile, seed=args.seed, out=args.out,
-                     jobs=args.jobs, max_examples=args.max_examples, audit=not args.no_audit)
+                     jobs=args.jobs, max_examples=args.max_examples, audit=not args.no_audit,
+                     time_budget=args.time_budget)
         print(summary_table(doc))
         print(f"\nwrote {args.out / 'theory.json'}, {args.out / 'theory_examples.csv'} and "
               f"{args.out / 'theory.html'} "

@@ -59,6 +59,7 @@ class RunResult:
     counterexample: dict | None = None
     error: str | None = None
     seconds: float = 0.0
+    budget_exhausted: bool = False
 
     def count(self, verdict: str) -> int:
         return sum(r.verdict == verdict for r in self.records)
@@ -84,16 +85,24 @@ def reproduce_command(claim_id: str, case_json: str, variant: str | None = None)
 
 
 def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, seed: int,
-              derandomize: bool = False, shrink: bool = True,
+              derandomize: bool = False, shrink: bool = True, budget_s: float | None = None,
               progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
     """Run ``claim`` (or its ``variant``) on its pinned examples, then ``max_examples``
     Hypothesis examples. Stops at the first violation or error, which Hypothesis then shrinks
-    (when ``shrink``); the last failing call is the minimal counterexample."""
+    (when ``shrink``); the last failing call is the minimal counterexample.
+
+    With ``budget_s``, random examples stop being generated once that many seconds have passed
+    (each later draw is rejected with ``assume(False)`` until Hypothesis gives up, a few ms
+    each); the result then says ``budget_exhausted``. Pinned examples always run."""
     res = RunResult(claim.id, variant)
     state = {"failed": False, "last_fail": None}
 
     def body(case: Any) -> None:
         t0 = time.perf_counter()
+        if deadline is not None and t0 > deadline and not state["failed"] \
+                and hypothesis.currently_in_test_context():
+            res.budget_exhausted = True
+            hypothesis.assume(False)
         _note(f"case = {case.to_json()}")
         try:
             out = claim.run(case, variant)
@@ -122,6 +131,7 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
             raise _Violation(out.detail)
 
     t0 = time.perf_counter()
+    deadline = None if budget_s is None else t0 + budget_s
     # Pinned edge cases first, outside Hypothesis: a failure there is already minimal and is
     # reported as is (Hypothesis does not shrink explicit examples).
     for ex in claim.examples:
@@ -144,6 +154,9 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         test()
     except KeyboardInterrupt:
         raise
+    except hypothesis.errors.Unsatisfiable:
+        if not res.budget_exhausted:
+            raise
     except BaseException as exc:  # noqa: BLE001
         _record_failure(res, claim, variant, state, exc)
     res.seconds = time.perf_counter() - t0
@@ -200,11 +213,13 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
         "violations": run.count(VIOLATED), "diverged": run.count(DIVERGED),
         "inconclusive": run.count(INCONCLUSIVE), "errors": run.count("error") or int(bool(run.error)),
         "seconds": round(run.seconds, 3), "counterexample": run.counterexample,
+        "budget_exhausted": run.budget_exhausted,
         "error": run.error, "statistics": {k: s for k, s in stats.items() if s},
         "falsifiability": [
             {"variant": a.variant,
              "description": next(v.description for v in claim.variants if v.id == a.variant),
              "rejected": a.first_failure_index is not None and not a.error,
+             "must_reject": next(v.must_reject for v in claim.variants if v.id == a.variant),
              "after_examples": a.first_failure_index,
              "examples_run": len(a.records),
              "rejecting_case": (a.counterexample or {}).get("case"),
@@ -258,12 +273,12 @@ def examples_csv(runs: list[RunResult]) -> str:
 
 
 def _job(args: tuple) -> RunResult:
-    claim_id, variant, max_examples, seed, derandomize = args
+    claim_id, variant, max_examples, seed, derandomize, budget_s = args
     import torch
     torch.set_num_threads(1)
     claim = get_claim(claim_id)
     return run_claim(claim, variant=variant, max_examples=max_examples, seed=seed,
-                     derandomize=derandomize, shrink=variant is None)
+                     derandomize=derandomize, shrink=variant is None, budget_s=budget_s)
 
 
 def check_out_dir(out: Path) -> Path:
@@ -280,9 +295,11 @@ def check_out_dir(out: Path) -> Path:
 
 def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: int = 0,
            out: Path = Path("reports"), jobs: int = 1, max_examples: int | None = None,
-           audit: bool = True, html: bool = True) -> dict:
+           audit: bool = True, html: bool = True, time_budget: float | None = None) -> dict:
     """Run the campaign; write ``theory.json``, ``theory_examples.csv`` (atomically, after
-    every claim) and, at the end, ``theory.html`` into ``out``."""
+    every claim) and, at the end, ``theory.html`` into ``out``. ``time_budget`` (seconds) is
+    shared equally by the runs (claims and variants): each stops drawing new random examples
+    when its share is spent."""
     profile = load_profile(profile)
     ids = list(claims or CLAIMS)
     for cid in ids:
@@ -313,7 +330,11 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
     from tqdm import tqdm
     bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,
                dynamic_ncols=True)
-    args = [(cid, v, n, seed, derandomize) for cid, v in tasks]
+    if time_budget is not None and time_budget <= 0:
+        raise InvalidInput(f"time budget must be > 0 seconds, got {time_budget!r}")
+    share = None if time_budget is None else time_budget * max(jobs, 1) / len(tasks)
+    doc["time_budget_s"] = time_budget
+    args = [(cid, v, n, seed, derandomize, share) for cid, v in tasks]
     try:
         if jobs > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -351,11 +372,12 @@ def summary_table(doc: dict) -> str:
             lines.append(f"    counterexample: {c['counterexample']['reproduce']}")
         for f in fal:
             if not f["rejected"]:
-                lines.append(f"    NOT REJECTED: variant {f['variant']} ({f['description']})")
+                what = "NOT REJECTED" if f["must_reject"] else "not rejected (tightness probe)"
+                lines.append(f"    {what}: variant {f['variant']} ({f['description']})")
     return "\n".join(lines)
 
 
 def exit_code(doc: dict) -> int:
     bad = [c for c in doc["claims"] if c["status"] in (STATUS_VIOLATED, STATUS_ERROR)
-           or not all(f["rejected"] for f in c["falsifiability"])]
+           or not all(f["rejected"] or not f["must_reject"] for f in c["falsifiability"])]
     return 1 if bad else 0

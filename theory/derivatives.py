@@ -35,13 +35,30 @@ def gradient(f: Scalar, theta: Params) -> Params:
     return grad(f)(theta)
 
 
+def _check_like(theta: Params, v: Params) -> None:
+    """``v`` must have the structure and shapes of ``theta`` (else a clear error)."""
+    from .errors import InvalidInput
+    if isinstance(theta, Tensor) != isinstance(v, Tensor):
+        raise InvalidInput("v and theta must both be tensors or both be dicts")
+    pairs = [("theta", theta, v)] if isinstance(theta, Tensor) else None
+    if pairs is None:
+        if theta.keys() != v.keys():
+            raise InvalidInput(f"v has keys {sorted(v)}, theta has {sorted(theta)}")
+        pairs = [(k, theta[k], v[k]) for k in theta]
+    for name, t, w in pairs:
+        if t.shape != w.shape:
+            raise InvalidInput(f"v[{name}] has shape {tuple(w.shape)}, theta has {tuple(t.shape)}")
+
+
 def hvp_fwd_rev(f: Scalar, theta: Params, v: Params) -> Params:
     """:math:`\\nabla^2 f(\\theta)\\,v` by forward-over-reverse (``jvp`` of ``grad``)."""
+    _check_like(theta, v)
     return jvp(grad(f), (theta,), (v,))[1]
 
 
 def hvp_rev_rev(f: Scalar, theta: Params, v: Params) -> Params:
     """:math:`\\nabla^2 f(\\theta)\\,v` by reverse-over-reverse (``vjp`` of ``grad``)."""
+    _check_like(theta, v)
     _, pullback = vjp(grad(f), theta)
     return pullback(v)[0]
 

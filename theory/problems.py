@@ -35,6 +35,9 @@ class Case:
         batch_size: ``None`` for full batch, else minibatch size (last batch smaller).
         reshuffle: draw a new sample order each epoch (minibatch claims).
         at_minimum: MSE targets equal the network's outputs, so ∇L(θ₀) = 0 exactly.
+        radius: ball radius R around θ₀ (bound claims only).
+        x_scale: inputs are multiplied by this (large inputs make σ'' terms dominate).
+        y_scale: MSE targets are multiplied by this (large residuals weight the σ'' terms).
     """
 
     spec: NetSpec
@@ -47,6 +50,9 @@ class Case:
     batch_size: int | None = None
     reshuffle: bool = False
     at_minimum: bool = False
+    radius: float | None = None
+    x_scale: float = 1.0
+    y_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, dict):
@@ -59,6 +65,13 @@ class Case:
         object.__setattr__(self, "eta", check_lr(self.eta, "eta"))
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
+        if self.radius is not None:
+            if not (self.radius > 0 and math.isfinite(self.radius)):
+                raise InvalidInput(f"radius must be finite and > 0, got {self.radius!r}")
+        for name in ("x_scale", "y_scale"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise InvalidInput(f"{name} must be finite and > 0, got {v!r}")
         if self.at_minimum and self.loss != "mse":
             raise InvalidInput(
                 "at_minimum=True needs loss='mse' (cross-entropy has no finite minimiser)"
@@ -84,7 +97,8 @@ class Case:
             "out_dim": s.out_dim, "activation": s.activation, "bias": s.bias,
             "loss": self.loss, "n": self.n, "tasks": self.tasks, "seed": self.seed,
             "eta": self.eta, "epochs": self.epochs, "batch_size": self.batch_size,
-            "reshuffle": self.reshuffle, "at_minimum": self.at_minimum,
+            "reshuffle": self.reshuffle, "at_minimum": self.at_minimum, "radius": self.radius,
+            "x_scale": self.x_scale, "y_scale": self.y_scale,
             "num_params": s.num_params,
         }
 
@@ -111,6 +125,9 @@ class ParamLayout:
         return torch.cat([params[n].reshape(-1) for n in self.names])
 
     def unflatten(self, vec: Tensor) -> dict[str, Tensor]:
+        if vec.shape[-1] != sum(self.sizes):
+            raise InvalidInput(f"parameter vector has {vec.shape[-1]} entries, the network "
+                               f"has {sum(self.sizes)} parameters (shapes {self.shapes})")
         out, i = {}, 0
         for name, shape, size in zip(self.names, self.shapes, self.sizes):
             out[name] = vec[..., i:i + size].reshape(*vec.shape[:-1], *shape)
@@ -144,7 +161,8 @@ class Problem:
         data = []
         for _ in range(case.tasks):
             shift = torch.randn(spec.in_dim, generator=gen, dtype=torch.float64)
-            x = (torch.randn(case.n, spec.in_dim, generator=gen, dtype=torch.float64) + shift)
+            x = (torch.randn(case.n, spec.in_dim, generator=gen, dtype=torch.float64) + shift) \
+                * case.x_scale
             x = x.to(dtype)
             if case.loss == "cross_entropy":
                 y = torch.randint(0, spec.out_dim, (case.n,), generator=gen)
@@ -152,7 +170,8 @@ class Problem:
                 with torch.no_grad():
                     y = module(x).detach()
             else:
-                y = torch.randn(case.n, spec.out_dim, generator=gen, dtype=torch.float64).to(dtype)
+                y = (torch.randn(case.n, spec.out_dim, generator=gen, dtype=torch.float64)
+                     * case.y_scale).to(dtype)
             data.append(TaskData(x, y))
         return cls(case, module, layout, layout.flatten(params).clone(), data)
 

@@ -127,3 +127,15 @@ def test_module_entry_point(tmp_path):
                         str(tmp_path), "--jobs", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "one_epoch_exact" in r.stdout and "verified" in r.stdout
+
+
+def test_time_budget_stops_generation_and_is_reported(tmp_path):
+    claim = CLAIMS["multi_epoch_second_order"]
+    res = run_claim(claim, max_examples=500, seed=0, budget_s=0.5)
+    assert res.budget_exhausted and res.error is None and res.counterexample is None
+    assert len(claim.examples) <= len(res.records) < 500
+    doc = verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=0.01,
+                 max_examples=1000, audit=False, html=False)
+    assert doc["claims"][0]["budget_exhausted"] and doc["claims"][0]["status"] == "verified"
+    with pytest.raises(InvalidInput, match="time budget must be > 0 seconds, got -1"):
+        verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=-1)

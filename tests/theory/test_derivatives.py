@@ -79,3 +79,15 @@ def test_planted_wrong_hvp_is_caught():
     v = torch.ones_like(th)
     wrong = hvp(f, th, v) * (1 + 1e-8)
     assert float((wrong - H @ v).norm() / (H @ v).norm()) > REL_TOL
+
+
+def test_mismatched_shapes_are_clear_errors():
+    from theory.errors import InvalidInput
+    prob = Problem.build(FACTORIES["tanh-mse-depth1"](0))
+    f, th = prob.loss_fn(0), prob.theta0
+    with pytest.raises(InvalidInput, match=r"v\[theta\] has shape \(3,\), theta has \(\d+,\)"):
+        hvp(f, th, torch.ones(3, dtype=th.dtype))
+    with pytest.raises(InvalidInput, match=r"parameter vector has 5 entries, the network has \d+"):
+        prob.layout.unflatten(torch.ones(5))
+    with pytest.raises(InvalidInput, match="v has keys"):
+        hvp_fwd_rev(lambda p: (p["a"] ** 2).sum(), {"a": torch.ones(2)}, {"b": torch.ones(2)})

@@ -53,6 +53,7 @@ class Variant:
 
     id: str
     description: str
+    must_reject: bool = True  # False: a tightness probe (rejected only where the bound is tight)
 
 
 @dataclass(frozen=True)

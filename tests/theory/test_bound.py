@@ -1,0 +1,103 @@
+"""The explicit bound's ingredients: constants, certified spectral norms, exact references."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from theory.bound import (ACTIVATION_CONSTANTS, NonSmoothActivation, apriori_error_bound, bounds,
+                          regime_radius, spectral_upper)
+from theory.claims import CLAIMS, HOLDS, VIOLATED
+from theory.nets import ACTIVATIONS, NetSpec
+from theory.problems import Case, Problem
+from theory.spectrum import hessian_spectral_norm_dense, hessian_spectral_norm_lanczos
+
+Z = torch.linspace(-30, 30, 2_000_001, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_CONSTANTS))
+def test_activation_constants_dominate_a_dense_grid(name):
+    """a₁, a₂ ≥ max over a 3·10⁻⁵-spaced grid of |σ'|, |σ''| (autograd), and within 10⁻⁶ of it;
+    |σ(z)| ≤ β + κ|z| on the grid."""
+    k = ACTIVATION_CONSTANTS[name]
+    fn = ACTIVATIONS[name].fn
+    z = Z.clone().requires_grad_(True)
+    d1 = torch.autograd.grad(fn(z).sum(), z, create_graph=True)[0]
+    d2 = torch.autograd.grad(d1.sum(), z)[0]
+    for bound, vals in ((k.a1, d1.detach()), (k.a2, d2)):
+        m = float(vals.abs().max())
+        assert m <= bound <= m + 1e-6, (name, m, bound)
+    assert bool((fn(Z).abs() <= k.beta + k.kappa * Z.abs() + 1e-15).all())
+
+
+def test_closed_forms_with_sympy():
+    z = sp.Symbol("z", real=True)
+    t = sp.tanh(z)
+    d3 = sp.diff(t, z, 3)  # extremum of tanh'' where tanh''' = 0: tanh² = 1/3
+    zs = sp.atanh(1 / sp.sqrt(3))
+    assert sp.simplify(d3.subs(z, zs)) == 0
+    assert abs(float(sp.diff(t, z, 2).subs(z, zs)) + 4 / (3 * math.sqrt(3))) < 1e-12
+    s = 1 / (1 + sp.exp(-z))
+    zs = sp.log(2 + sp.sqrt(3))  # σ''' = 0 for the sigmoid
+    assert abs(float(sp.diff(s, z, 3).subs(z, zs))) < 1e-12
+    assert abs(abs(float(sp.diff(s, z, 2).subs(z, zs))) - 1 / (6 * math.sqrt(3))) < 1e-12
+    phi = sp.exp(-z ** 2 / 2) / sp.sqrt(2 * sp.pi)
+    assert abs(float((2 * phi).subs(z, 0)) - ACTIVATION_CONSTANTS["gelu"].a2) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (40, 7), (3, 64), (1, 9)])
+def test_spectral_upper_is_an_upper_bound_and_tight(shape):
+    W = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    true = float(torch.linalg.matrix_norm(W, 2))
+    up = spectral_upper(W)
+    assert true <= up <= true * 1.03
+
+
+def test_lanczos_matches_dense():
+    prob = Problem.build(Case(spec=NetSpec(4, (8, 6), 3, "gelu"), loss="cross_entropy", n=12, seed=2))
+    f = prob.loss_fn(0)
+    a, _ = hessian_spectral_norm_dense(f, prob.theta0)
+    b, _ = hessian_spectral_norm_lanczos(f, prob.theta0)
+    assert abs(a - b) <= 1e-9 * a
+
+
+def test_relu_is_refused_with_a_clear_message():
+    prob = Problem.build(Case(spec=NetSpec(2, (3,), 1, "relu"), n=3))
+    with pytest.raises(NonSmoothActivation, match="no second-order bound for activation 'relu'"):
+        bounds(prob, 0.1)
+
+
+def test_relu_second_order_argument_fails_across_a_kink():
+    """The smooth argument needs sup|σ''| < ∞. For ReLU, a trajectory that crosses a kink
+    changes the gradient by a jump, not by M·‖Δθ‖: the error is first order in η there."""
+    from theory.claims.second_order import check_multi_epoch
+    case = Case(spec=NetSpec(2, (8, 8), 2, "relu"), n=16, epochs=3, seed=3)
+    out = check_multi_epoch(case)
+    assert out.measurements["pattern_changed_points"] > 0  # kinks crossed at larger η
+
+
+def test_bad_radius():
+    prob = Problem.build(Case(spec=NetSpec(2, (3,), 1), n=3))
+    with pytest.raises(ValueError, match="radius R must be finite and >= 0, got -1"):
+        bounds(prob, -1.0)
+
+
+def test_regime_and_apriori_bound_monotone():
+    prob = Problem.build(Case(spec=NetSpec(2, (4,), 1, "tanh"), n=5))
+    g = float(torch.func.grad(prob.loss_fn(0))(prob.theta0).norm())
+    R = regime_radius(prob, 3, 1e-3, g)
+    assert R is not None and 3 * 1e-3 * bounds(prob, R).G <= R
+    assert regime_radius(prob, 3, 1e3, g) is None
+    b1, b2 = bounds(prob, 0.1), bounds(prob, 0.2)
+    assert b2.M >= b1.M and b2.G >= b1.G
+    assert apriori_error_bound(b1, 1e-3, 1) == 0.0
+    assert bounds(prob, 0.1, naive=True).M >= b1.M
+
+
+@pytest.mark.parametrize("variant", ["c2_omitted"])
+def test_planted_bound_variant_rejected_on_a_pinned_case(variant):
+    claim = CLAIMS["ffn_hessian_bound"]
+    assert any(claim.run(c, variant).verdict == VIOLATED for c in claim.examples)
+    assert all(claim.run(c).verdict == HOLDS for c in claim.examples)

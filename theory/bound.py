@@ -1,0 +1,235 @@
+"""Explicit second-order error bound for feed-forward networks (docs/bound.md).
+
+Every constant of docs/bound.md is one function here:
+
+* activation constants ``a₁ = sup|σ'|``, ``a₂ = sup|σ''|`` and the growth ``|σ(z)| ≤ β + κ|z|``
+  → :data:`ACTIVATION_CONSTANTS` (derived in :func:`activation_constants_check`);
+* loss constants ``c₁ ≥ ‖∇_z ℓ‖``, ``c₂ ≥ ‖∇²_z ℓ‖`` → :func:`loss_constants`;
+* per-layer spectral norms over the ball ``s_l = ‖W_l⁰‖₂ + R`` → :func:`spectral_upper`;
+* per-sample hidden-norm bounds ``H_l`` → inside :func:`sample_bounds`;
+* Jacobian bound ``J`` (``‖c_L‖``) and second-derivative bound ``S`` (``λ_max(Q_L)``) →
+  :func:`sample_bounds`;
+* ``M(R) ≥ sup_ball ‖∇²L‖₂`` → :func:`hessian_bound`; ``G(R) ≥ sup_ball ‖∇L‖`` →
+  :func:`gradient_bound`; both from :func:`bounds`;
+* regime radius (every iterate stays in the ball) → :func:`regime_radius`;
+* a-priori and trajectory error bounds → :func:`apriori_error_bound`,
+  :func:`trajectory_error_bound`; the naive baseline → ``bounds(..., naive=True)``.
+
+ReLU has no second derivative: :func:`bounds` refuses it with :class:`NonSmoothActivation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import InvalidInput
+from .nets import get_activation
+from .problems import Problem
+
+
+class NonSmoothActivation(InvalidInput):
+    """The bound needs sup|σ''| < ∞; ReLU's second derivative does not exist at 0."""
+
+
+@dataclass(frozen=True)
+class ActivationConstants:
+    a1: float  # sup |σ'|
+    a2: float  # sup |σ''|
+    beta: float  # |σ(z)| ≤ beta + kappa |z|
+    kappa: float
+    bounded: float | None  # sup |σ| if finite
+
+
+# Values rounded *up* in the last printed digit; derivations in docs/bound.md and checked
+# against a dense grid and sympy in tests/theory/test_bound.py.
+ACTIVATION_CONSTANTS = {
+    "tanh": ActivationConstants(1.0, 0.7698004, 0.0, 1.0, 1.0),        # a2 = 4/(3√3) = 0.76980036
+    "sigmoid": ActivationConstants(0.25, 0.0962251, 0.5, 0.25, 1.0),   # a2 = 1/(6√3) = 0.09622504
+    "softplus": ActivationConstants(1.0, 0.25, math.log(2) + 1e-12, 1.0, None),
+    "gelu": ActivationConstants(1.1289042, 0.7978846, 0.0, 1.0, None),  # a1 = Φ(√2)+√2φ(√2) = 1.12890415, a2 = 2φ(0) = 0.79788456
+    "silu": ActivationConstants(1.0998394, 0.5, 0.0, 1.0, None),        # a1 = 1.09983932 at z = 2.39936, a2 at 0
+}
+
+
+def activation_constants(name: str) -> ActivationConstants:
+    act = get_activation(name)
+    if not act.smooth:
+        raise NonSmoothActivation(
+            f"no second-order bound for activation {name!r}: its second derivative does not "
+            f"exist at 0 (sup|σ''| = ∞). The expansion holds only inside one activation "
+            f"pattern; see docs/bound.md, 'Non-smooth activations'.")
+    return ACTIVATION_CONSTANTS[name]
+
+
+def loss_constants(loss: str, out_bound: Tensor, y: Tensor, resid0: Tensor | None = None,
+                   J: Tensor | None = None, R: float = 0.0) -> tuple[Tensor, float]:
+    """Per-sample ``c₁`` and the constant ``c₂``.
+
+    Cross-entropy: ∇_z ℓ = softmax(z) − e_y, ‖·‖ ≤ √2; ∇²_z ℓ = diag(p) − ppᵀ, ‖·‖₂ ≤ ½.
+    MSE ½‖z − y‖²: ∇_z ℓ = z − y; ∇²_z ℓ = I. Over the ball ‖f(θ) − y‖ ≤ F + ‖y‖ (F ≥ ‖f‖), and
+    also ≤ ‖f(θ₀) − y‖ + J·R (mean value theorem along the segment, which stays in the convex
+    ball, with J ≥ ‖∂f/∂θ‖₂ on it): c₁ is the smaller of the two.
+    """
+    if loss == "cross_entropy":
+        return torch.full_like(out_bound, math.sqrt(2.0)), 0.5
+    c1 = out_bound + y.double().reshape(len(out_bound), -1).norm(dim=1)
+    if resid0 is not None and J is not None:
+        c1 = torch.minimum(c1, resid0 * (1 + 1e-12) + J * R)
+    return c1, 1.0
+
+
+def spectral_upper(W: Tensor, iters: int = 30) -> float:
+    """A *certified upper* bound on ‖W‖₂: min(‖W‖_F, sqrt(‖(WᵀW)^m‖_F^{1/m})) — never a
+    possibly-low power-iteration estimate. ‖A‖₂ ≤ ‖A^m‖_F^{1/m} for symmetric PSD A = WᵀW and
+    any m (the Frobenius norm dominates the largest eigenvalue of A^m = λ_max^m); repeated
+    squaring with m = 2^iters' converges to ‖A‖₂ from above. 8 squarings (m = 256) leave at
+    most a factor rank^{1/512} ≤ 1.02 for ranks ≤ 32000."""
+    W = W.detach().double()
+    fro = float(W.norm())
+    if fro == 0:
+        return 0.0
+    A = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
+    log_scale = 0.0  # track ‖A^m‖ as exp(log_scale) · ‖B‖ to avoid overflow
+    m = 1
+    B = A
+    for _ in range(8):
+        nb = float(B.norm())
+        if nb == 0:
+            return 0.0
+        B = B / nb
+        log_scale = 2 * (log_scale + math.log(nb))
+        B = B @ B
+        m *= 2
+    est = math.exp((log_scale + math.log(float(B.norm()))) / m) if float(B.norm()) > 0 else 0.0
+    return min(fro, math.sqrt(est) * (1 + 1e-9))  # margin for float64 rounding of 8 squarings
+
+
+@dataclass(frozen=True)
+class Bounds:
+    M: float  # ≥ sup over the ball of ‖∇²L‖₂
+    G: float  # ≥ sup over the ball of ‖∇L‖
+    R: float
+
+
+def _layers(prob: Problem) -> list[tuple[Tensor, Tensor | None]]:
+    params = prob.layout.unflatten(prob.theta0)
+    out = []
+    for i in range(prob.case.spec.depth + 1):
+        out.append((params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias")))
+    return out
+
+
+def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
+                  ablate: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
+    radius R around θ₀, by the layer recursions of docs/bound.md."""
+    spec = prob.case.spec
+    k = activation_constants(spec.activation)
+    if ablate == "a2_zero":  # planted wrong variant: σ'' ignored
+        k = ActivationConstants(k.a1, 0.0, k.beta, k.kappa, k.bounded)
+    layers = _layers(prob)
+    Lnum = len(layers)
+    s = [spectral_upper(W) + R for W, _ in layers]
+    bnorm = [(float(b.norm()) + R) if b is not None else 0.0 for _, b in layers]
+    has_b = 1.0 if spec.bias else 0.0
+    n = x.shape[0]
+    H = x.double().norm(dim=1)  # ‖h_0‖ per sample
+    if naive:
+        H = torch.full_like(H, float(H.max()))
+    c = torch.zeros(n, Lnum, dtype=torch.float64)          # D_l = c_l · a
+    Q = torch.zeros(n, Lnum, Lnum, dtype=torch.float64)    # S_l = aᵀ Q_l a
+    for l in range(Lnum):
+        e = torch.zeros(Lnum, dtype=torch.float64)
+        e[l] = 1.0
+        scale = torch.sqrt(H ** 2 + has_b)                 # ‖dW h‖ + ‖db‖ ≤ a_l sqrt(H²+1)
+        if l == 0:
+            c_new = scale[:, None] * e
+            Q_new = torch.zeros_like(Q)
+        else:
+            E_prev = k.a2 * c[:, :, None] * c[:, None, :] + k.a1 * Q   # bound on ‖d²h_{l−1}‖
+            cross = k.a1 * (e[None, :, None] * c[:, None, :] + c[:, :, None] * e[None, None, :])
+            Q_new = cross + s[l] * E_prev                  # 2‖dW_l‖‖dh_{l−1}‖ + s_l‖d²h_{l−1}‖
+            c_new = scale[:, None] * e + s[l] * k.a1 * c
+        c, Q = c_new, Q_new
+        z = s[l] * H + bnorm[l]                            # ‖z_l‖ bound
+        if l < Lnum - 1:
+            w = spec.widths[l]
+            Hn = k.beta * math.sqrt(w) + k.kappa * z
+            if k.bounded is not None:
+                Hn = torch.clamp(Hn, max=k.bounded * math.sqrt(w))
+            H = Hn
+        else:
+            F = z
+    if ablate == "last_layer_only":  # planted wrong variant: only the output layer's gradient
+        c = c * (torch.arange(Lnum) == Lnum - 1).to(c)
+    if naive:  # ℓ1 instead of ℓ2 / λ_max: every layer perturbed by a full unit at once
+        J = c.sum(dim=1)
+        S = Q.sum(dim=(1, 2))
+    else:
+        J = c.norm(dim=1)
+        S = torch.linalg.eigvalsh(0.5 * (Q + Q.transpose(1, 2)))[:, -1].clamp_min(0)
+    return J, S, F
+
+
+def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
+           naive: bool = False, ablate: str | None = None) -> Bounds:
+    """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
+
+    ``ablate`` plants a wrong variant (tests and the falsifiability audit only): ``a2_zero``,
+    ``c2_omitted``, ``last_layer_only``."""
+    if not (R >= 0 and math.isfinite(R)):
+        raise InvalidInput(f"radius R must be finite and >= 0, got {R!r}")
+    d = prob.data[task]
+    x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
+    J, S, F = sample_bounds(prob, R, x, naive, ablate)
+    resid0 = None
+    if prob.case.loss == "mse" and not naive:
+        with torch.no_grad():
+            out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
+        resid0 = (out0.double() - y.double()).norm(dim=1)
+    c1, c2 = loss_constants(prob.case.loss, F, y, resid0, J, R)
+    if ablate == "c2_omitted":
+        c2 = 0.0
+    per_M = c2 * J ** 2 + c1 * S
+    per_G = c1 * J
+    if naive:
+        return Bounds(float(per_M.max()), float(per_G.max()), R)
+    return Bounds(float(per_M.mean()), float(per_G.mean()), R)
+
+
+def hessian_bound(prob: Problem, R: float, **kw) -> float:
+    return bounds(prob, R, **kw).M
+
+
+def gradient_bound(prob: Problem, R: float, **kw) -> float:
+    return bounds(prob, R, **kw).G
+
+
+def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
+                  task: int = 0) -> float | None:
+    """Smallest R found with ``steps·η·G(R) ≤ R`` (then every iterate of ``steps`` GD steps
+    stays in the ball, by induction: each step has length ≤ ηG(R)); ``None`` if the fixed-point
+    iteration R ← steps·η·G(R) does not settle (outside the regime)."""
+    R = max(steps * eta * g_norm, 1e-300)
+    for _ in range(iters):
+        Rn = steps * eta * bounds(prob, R, task).G
+        if Rn <= R:
+            return R
+        R = Rn * 1.0001
+        if not math.isfinite(R) or R > 1e6:
+            return None
+    return None
+
+
+def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
+    """‖τ⁽ᵏ⁾ + kηg‖ ≤ η² M(R) G(R) k(k−1)/2 (valid when kηG(R) ≤ R)."""
+    return eta ** 2 * b.M * b.G * k * (k - 1) / 2
+
+
+def trajectory_error_bound(M_traj: float, eta: float, dists: list[float]) -> float:
+    """‖τ⁽ᵏ⁾ + kηg‖ ≤ η M(R_t) Σ_{i<k} ‖θ_i − θ₀‖, with R_t = max_i ‖θ_i − θ₀‖ actually reached."""
+    return eta * M_traj * sum(dists)
