@@ -272,13 +272,14 @@ def examples_csv(runs: list[RunResult]) -> str:
     return buf.getvalue()
 
 
-def _job(args: tuple) -> RunResult:
+def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
     claim_id, variant, max_examples, seed, derandomize, budget_s = args
     import torch
     torch.set_num_threads(1)
     claim = get_claim(claim_id)
     return run_claim(claim, variant=variant, max_examples=max_examples, seed=seed,
-                     derandomize=derandomize, shrink=variant is None, budget_s=budget_s)
+                     derandomize=derandomize, shrink=variant is None, budget_s=budget_s,
+                     progress=progress)
 
 
 def check_out_dir(out: Path) -> Path:
@@ -346,7 +347,13 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         else:
             for (cid, v), a in zip(tasks, args):
                 bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
-                results[(cid, v)] = _job(a)
+                if v is None:  # a per-claim bar over its examples (serial runs only)
+                    inner = tqdm(total=n + len(get_claim(cid).examples), desc=cid, unit="ex",
+                                 leave=False, file=sys.stderr, dynamic_ncols=True)
+                    results[(cid, v)] = _job(a, progress=lambda rec: inner.update())
+                    inner.close()
+                else:
+                    results[(cid, v)] = _job(a)
                 bar.update()
                 flush()
     finally:

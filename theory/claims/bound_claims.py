@@ -14,7 +14,6 @@ from ..derivatives import gradient
 from ..nets import SMOOTH_ACTIVATIONS, NetSpec
 from ..problems import Case, Problem
 from ..spectrum import hessian_spectral_norm
-from ..training import run_steps
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
 

@@ -89,7 +89,7 @@ def trajectory_floor(theta0_norm: float, tau: Tensor, etas: Tensor, steps: int,
 
 
 def _longest_run(mask: Tensor) -> tuple[int, int]:
-    best, start, cur = (0, 0), None, 0
+    best, start = (0, 0), None
     vals = mask.tolist() + [False]
     for i, v in enumerate(vals):
         if v and start is None:
