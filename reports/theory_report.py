@@ -92,6 +92,14 @@ def residual_curves(claim_id: str, rows: list[dict], limit: int = 3) -> Markup |
             w = m.get(f"window_{key}")
             if w:
                 ax.axvspan(w[0], w[1], color=color, alpha=0.08)
+                # reference slope p through the residual at the window's geometric centre
+                mid = math.sqrt(w[0] * w[1])
+                j = min(range(len(eta)), key=lambda i: abs(math.log(eta[i] / mid)))
+                r0 = c[key][j]
+                if r0 > 0:
+                    xs = [w[0], w[1]]
+                    ax.loglog(xs, [r0 * (x / eta[j]) ** p for x in xs], color="k", lw=0.7,
+                              ls="--", label=f"slope {p}")
         ax.set_title(f"{r['activation']} d={r['depth']} k={r['epochs']}: slopes "
                      f"{m.get('slope_r1', float('nan')):.2f} / {m.get('slope_r2', float('nan')):.2f}",
                      fontsize=7)
@@ -121,7 +129,7 @@ def bound_tightness(rows: list[dict]) -> Markup | None:
     hess = [r for r in rows if r["claim"] == "ffn_hessian_bound" and r["verdict"] == "holds"]
     if not err and not hess:
         return None
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    fig, axes = plt.subplots(1, 6, figsize=(19, 3))
     ax = axes[0]
     for key, label, color in (("m.apriori", "a priori", "tab:blue"), ("m.trajectory", "trajectory", "tab:orange"),
                               ("m.naive", "naive", "grey")):
@@ -134,7 +142,8 @@ def bound_tightness(rows: list[dict]) -> Markup | None:
     ax.set_xlabel("bound")
     ax.set_ylabel("actual ‖τ + kηg‖")
     ax.legend(fontsize=6)
-    for ax, field in ((axes[1], "depth"), (axes[2], "activation")):
+    for ax, field in ((axes[1], "depth"), (axes[2], "activation"), (axes[3], "loss"),
+                      (axes[4], "widths")):
         groups: dict = defaultdict(list)
         for r in err:
             try:
@@ -143,13 +152,19 @@ def bound_tightness(rows: list[dict]) -> Markup | None:
                 v = math.nan
             if v > 0:
                 groups[r[field]].append(v)
+        if field == "widths":  # group by the widest layer: 1–4, 5–8, 9–16
+            regrouped: dict = defaultdict(list)
+            for k, v in groups.items():
+                w = max(int(x) for x in k.split("x"))
+                regrouped["1–4" if w <= 4 else "5–8" if w <= 8 else "9–16"] += v
+            groups = regrouped
         keys = sorted(groups)
         if keys:
             ax.boxplot([groups[k] for k in keys])
             ax.set_xticks(range(1, len(keys) + 1), keys, fontsize=7)
             ax.set_yscale("log")
         ax.set_title(f"actual / a-priori by {field}", fontsize=8)
-    ax = axes[3]
+    ax = axes[5]
     vals = [float(r["m.exact_over_bound"]) for r in hess if r.get("m.exact_over_bound")]
     if vals:
         ax.hist([v for v in vals if v > 0], bins=30)

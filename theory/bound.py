@@ -230,6 +230,34 @@ def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
     return eta ** 2 * b.M * b.G * k * (k - 1) / 2
 
 
+def sgd_epoch_error_bound(prob: Problem, eta: float, batches: list[Tensor], R: float,
+                         task: int = 0) -> float:
+    """One SGD epoch over ``batches`` (index sets, in order): with per-batch bounds M_b, G_b
+    (means over the batch's samples) on the ball of radius R,
+    ‖τ + η Σ_b g_b‖ ≤ η² Σ_b M_b Σ_{c<b} G_c, valid when η Σ_b G_b ≤ R (then every iterate
+    stays in the ball). The caller checks the regime with :func:`sgd_regime`."""
+    per = [bounds(prob, R, task, index=b) for b in batches]
+    total, prefix = 0.0, 0.0
+    for b in per:
+        total += b.M * prefix
+        prefix += b.G
+    return eta ** 2 * total
+
+
+def sgd_regime(prob: Problem, eta: float, batches: list[Tensor], g_norm_sum: float,
+               iters: int = 60, task: int = 0) -> float | None:
+    """Smallest R found with η Σ_b G_b(R) ≤ R, or None (outside the regime)."""
+    R = max(eta * g_norm_sum, 1e-300)
+    for _ in range(iters):
+        Rn = eta * sum(bounds(prob, R, task, index=b).G for b in batches)
+        if Rn <= R:
+            return R
+        R = Rn * 1.0001
+        if not math.isfinite(R) or R > 1e6:
+            return None
+    return None
+
+
 def trajectory_error_bound(M_traj: float, eta: float, dists: list[float]) -> float:
     """‖τ⁽ᵏ⁾ + kηg‖ ≤ η M(R_t) Σ_{i<k} ‖θ_i − θ₀‖, with R_t = max_i ‖θ_i − θ₀‖ actually reached."""
     return eta * M_traj * sum(dists)

@@ -9,10 +9,11 @@ import torch
 from hypothesis import strategies as st
 
 from .. import strategies
-from ..bound import apriori_error_bound, bounds, regime_radius, trajectory_error_bound
+from ..bound import (apriori_error_bound, bounds, regime_radius, sgd_epoch_error_bound,
+                     sgd_regime, trajectory_error_bound)
 from ..derivatives import gradient
 from ..nets import SMOOTH_ACTIVATIONS, NetSpec
-from ..problems import Case, Problem
+from ..problems import Case, Problem, batch_sequence
 from ..spectrum import hessian_spectral_norm
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
@@ -130,6 +131,28 @@ def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
         if actual - floor > bound:
             return Outcome(VIOLATED, meas, f"actual error {actual:.6e} exceeds the {name} bound "
                                            f"{bound:.6e} (rounding floor {floor:.1e})")
+    # one SGD epoch with two batches (the last smaller when n is odd): the batch-weighted bound
+    if case.n >= 2:
+        batches = batch_sequence(case.n, (case.n + 1) // 2, 1, False, case.seed)
+        fs = [prob.loss_fn(0, b) for b in batches]
+        gs = [gradient(fb, th) for fb in fs]
+        Rs = sgd_regime(prob, eta, batches, sum(float(gb.norm()) for gb in gs))
+        if Rs is not None:
+            theta = th.clone()
+            for fb in fs:
+                theta = theta - eta * gradient(fb, theta)
+            s_actual = float((theta - th + eta * sum(gs)).norm())
+            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs) * SCALE.get(variant, 1.0)
+            if _ablate(variant):
+                s_bound = eta ** 2 * sum(
+                    bounds(prob, Rs, index=b, ablate=_ablate(variant)).M
+                    * sum(bounds(prob, Rs, index=c).G for c in batches[:i])
+                    for i, b in enumerate(batches))
+            meas.update(sgd_actual=s_actual, sgd_bound=s_bound,
+                        sgd_actual_over_bound=s_actual / s_bound if (s_bound > 0 and s_actual >= 100 * floor) else math.nan)
+            if s_actual - floor > s_bound:
+                return Outcome(VIOLATED, meas, f"one-SGD-epoch error {s_actual:.6e} exceeds its "
+                                               f"bound {s_bound:.6e}")
     return Outcome(HOLDS, meas)
 
 
@@ -165,7 +188,8 @@ FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     id="ffn_second_order_error_bound",
     title="The k-epoch second-order error is within the explicit bound",
     statement=(r"\|\tau^{(k)} + k\eta g\| \le \eta^2 M(R) G(R)\binom{k}{2}\ \text{if } k\eta G(R)"
-               r"\le R;\quad \le \eta M(R_t)\sum_{i<k}\|\theta_i-\theta_0\|"),
+               r"\le R;\quad \le \eta M(R_t)\sum_{i<k}\|\theta_i-\theta_0\|;\quad "
+               r"\text{SGD epoch: } \|\tau+\eta\sum_b g_b\| \le \eta^2\sum_b M_b\sum_{c<b}G_c"),
     check=check_error_bound, strategy=lambda: bound_cases(error=True), case_type=Case,
     variants=(Variant("bound_times_half", "both bounds halved — " + PROBE, must_reject=False),
               Variant("a2_zero", A2_PROBE, must_reject=False),
