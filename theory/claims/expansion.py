@@ -216,8 +216,10 @@ def adaptive_grid_check(evaluate: Callable[[Tensor], GridEval], v1: Tensor, v2: 
         etas = eta_grid(top)
         ev = evaluate(etas)
         usable = ev.ok & torch.isfinite(ev.ratio)
+        # shift only a genuinely flat problem: a ratio that is exactly 0 everywhere means the
+        # updates vanish (zero gradient), and a larger η would only amplify rounding noise
         if not bool(usable.any()) or not bool(ev.ok[0]) \
-                or float(ev.ratio[usable].max()) >= RHO / 10:
+                or not 0 < float(ev.ratio[usable].max()) < RHO / 10:
             break
         top *= 1e4
     return slope_outcome(etas, ev, v1, v2, {**(extra or {}), "grid_top": top})
