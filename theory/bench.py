@@ -42,6 +42,25 @@ def hvp_table(min_run_time: float = 0.5) -> list[dict]:
     return rows
 
 
+def bound_cost(min_run_time: float = 0.5) -> list[dict]:
+    """Time of computing M(R), G(R) (theory.bound.bounds) vs one forward pass of the loss."""
+    from .bound import bounds
+    rows = []
+    for name, spec, n in SIZES:
+        prob = Problem.build(Case(spec=spec, loss="cross_entropy", n=n, seed=0))
+        f, th = prob.loss_fn(0), prob.theta0
+        tf = _median(lambda: f(th), min_run_time)
+
+        def first():
+            prob._spectral_norms = None  # include the one-time certified spectral norms
+            bounds(prob, 0.1)
+        t1 = _median(first, min_run_time)
+        tb = _median(lambda: bounds(prob, 0.1), min_run_time)
+        rows.append({"size": name, "forward_ms": tf * 1e3, "first_ms": t1 * 1e3,
+                     "bound_ms": tb * 1e3, "ratio_first": t1 / tf, "ratio": tb / tf})
+    return rows
+
+
 def claim_rates(examples: int = 20) -> list[dict]:
     from .campaign import run_claim
     from .claims import CLAIMS
@@ -68,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in hvp_table(args.min_run_time):
         print(f"{r['size']:22} {r['params']:>8} {r['grad_ms']:>9.3f} {r['fwd_rev_ms']:>12.3f} "
               f"{r['rev_rev_ms']:>12.3f} {r['fwd_rev_ratio']:>13.2f}× {r['rev_rev_ratio']:>13.2f}×")
+    print(f"\n{'network':22} {'forward ms':>11} {'first M,G ms':>13} {'/forward':>9} "
+          f"{'next R ms':>10} {'/forward':>9}")
+    for r in bound_cost(args.min_run_time):
+        print(f"{r['size']:22} {r['forward_ms']:>11.3f} {r['first_ms']:>13.3f} "
+              f"{r['ratio_first']:>8.2f}× {r['bound_ms']:>10.3f} {r['ratio']:>8.2f}×")
     if not args.no_claims:
         print(f"\n{'claim':28} {'examples':>8} {'seconds':>8} {'examples/s':>11}")
         for r in claim_rates(args.examples):

@@ -123,6 +123,16 @@ def _layers(prob: Problem) -> list[tuple[Tensor, Tensor | None]]:
     return out
 
 
+def layer_spectral_norms(prob: Problem) -> list[float]:
+    """Certified upper spectral norms of θ₀'s weight matrices, computed once per problem (they
+    do not depend on R, while the regime search evaluates the bound for many R)."""
+    cached = getattr(prob, "_spectral_norms", None)
+    if cached is None:
+        cached = [spectral_upper(W) for W, _ in _layers(prob)]
+        prob._spectral_norms = cached
+    return cached
+
+
 def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
                   ablate: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
@@ -133,7 +143,7 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
         k = ActivationConstants(k.a1, 0.0, k.beta, k.kappa, k.bounded)
     layers = _layers(prob)
     Lnum = len(layers)
-    s = [spectral_upper(W) + R for W, _ in layers]
+    s = [sn + R for sn in layer_spectral_norms(prob)]
     bnorm = [(float(b.norm()) + R) if b is not None else 0.0 for _, b in layers]
     has_b = 1.0 if spec.bias else 0.0
     n = x.shape[0]
