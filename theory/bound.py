@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -219,20 +220,28 @@ def gradient_bound(prob: Problem, R: float, **kw) -> float:
     return bounds(prob, R, **kw).G
 
 
-def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
-                  task: int = 0) -> float | None:
-    """Smallest R found with ``steps·η·G(R) ≤ R`` (then every iterate of ``steps`` GD steps
-    stays in the ball, by induction: each step has length ≤ ηG(R)); ``None`` if the fixed-point
-    iteration R ← steps·η·G(R) does not settle (outside the regime)."""
-    R = max(steps * eta * g_norm, 1e-300)
+def _fixed_point_radius(reach: Callable[[float], float], R: float, iters: int = 60) -> float | None:
+    """Smallest R found with ``reach(R) ≤ R`` by iterating R ← reach(R) (reach is increasing:
+    the total step length a run can have inside the ball of radius R); None if it does not
+    settle (outside the regime)."""
+    R = max(R, 1e-300)
     for _ in range(iters):
-        Rn = steps * eta * bounds(prob, R, task).G
+        Rn = reach(R)
         if Rn <= R:
             return R
         R = Rn * 1.0001
         if not math.isfinite(R) or R > 1e6:
             return None
     return None
+
+
+def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
+                  task: int = 0) -> float | None:
+    """Smallest R found with ``steps·η·G(R) ≤ R`` (then every iterate of ``steps`` GD steps
+    stays in the ball, by induction: each step has length ≤ ηG(R)); ``None`` if the fixed-point
+    iteration R ← steps·η·G(R) does not settle (outside the regime)."""
+    return _fixed_point_radius(lambda R: steps * eta * bounds(prob, R, task).G,
+                               steps * eta * g_norm, iters)
 
 
 def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
@@ -241,31 +250,25 @@ def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
 
 
 def sgd_epoch_error_bound(prob: Problem, eta: float, batches: list[Tensor], R: float,
-                         task: int = 0) -> float:
+                         task: int = 0, ablate: str | None = None) -> float:
     """One SGD epoch over ``batches`` (index sets, in order): with per-batch bounds M_b, G_b
     (means over the batch's samples) on the ball of radius R,
     ‖τ + η Σ_b g_b‖ ≤ η² Σ_b M_b Σ_{c<b} G_c, valid when η Σ_b G_b ≤ R (then every iterate
-    stays in the ball). The caller checks the regime with :func:`sgd_regime`."""
-    per = [bounds(prob, R, task, index=b) for b in batches]
+    stays in the ball). The caller checks the regime with :func:`sgd_regime`. ``ablate``
+    plants a wrong M_b (see :func:`bounds`)."""
     total, prefix = 0.0, 0.0
-    for b in per:
-        total += b.M * prefix
-        prefix += b.G
+    for b in batches:
+        total += bounds(prob, R, task, index=b, ablate=ablate).M * prefix
+        prefix += bounds(prob, R, task, index=b).G
     return eta ** 2 * total
 
 
 def sgd_regime(prob: Problem, eta: float, batches: list[Tensor], g_norm_sum: float,
                iters: int = 60, task: int = 0) -> float | None:
     """Smallest R found with η Σ_b G_b(R) ≤ R, or None (outside the regime)."""
-    R = max(eta * g_norm_sum, 1e-300)
-    for _ in range(iters):
-        Rn = eta * sum(bounds(prob, R, task, index=b).G for b in batches)
-        if Rn <= R:
-            return R
-        R = Rn * 1.0001
-        if not math.isfinite(R) or R > 1e6:
-            return None
-    return None
+    return _fixed_point_radius(
+        lambda R: eta * sum(bounds(prob, R, task, index=b).G for b in batches),
+        eta * g_norm_sum, iters)
 
 
 def trajectory_error_bound(M_traj: float, eta: float, dists: list[float]) -> float:

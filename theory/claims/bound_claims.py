@@ -142,12 +142,8 @@ def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
             for fb in fs:
                 theta = theta - eta * gradient(fb, theta)
             s_actual = float((theta - th + eta * sum(gs)).norm())
-            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs) * SCALE.get(variant, 1.0)
-            if _ablate(variant):
-                s_bound = eta ** 2 * sum(
-                    bounds(prob, Rs, index=b, ablate=_ablate(variant)).M
-                    * sum(bounds(prob, Rs, index=c).G for c in batches[:i])
-                    for i, b in enumerate(batches))
+            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs, ablate=_ablate(variant)) \
+                * SCALE.get(variant, 1.0)
             meas.update(sgd_actual=s_actual, sgd_bound=s_bound,
                         sgd_actual_over_bound=s_actual / s_bound if (s_bound > 0 and s_actual >= 100 * floor) else math.nan)
             if s_actual - floor > s_bound:
