@@ -180,9 +180,9 @@ def full_gradient(model: ImageClassifier, loader: DataLoader, n: int, device: st
         with torch.autocast("cuda", torch.bfloat16, enabled=amp):
             loss = nn.functional.cross_entropy(model(x.to(device, dtype)), y.to(device))
         loss.backward()
-        w = len(y) / n
+        w = len(y) / n  # one batch: w = 1.0 and the sum is exact (g₀ equals that batch's ∇)
         for k, p in params.items():
-            acc[k].add_(p.grad, alpha=w) if w != 1.0 else acc[k].add_(p.grad)
+            acc[k].add_(p.grad, alpha=w)
     model.zero_grad(set_to_none=True)
     return acc
 
@@ -199,8 +199,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     device, dtype = cfg.device, getattr(torch, cfg.dtype)
     amp = cfg.amp and device.startswith("cuda")
     r = cfg.effective
-    model, pre_train, pre_val, tok = load_clip(cfg.model, cfg.pretrained, cache_dir=cfg.cache_dir,
-                                               device=device)
+    # No augmentation: training uses the evaluation preprocessing, as in the task-arithmetic
+    # literature's recipe (and as the theory cross-check needs).
+    model, _, pre_val, tok = load_clip(cfg.model, cfg.pretrained, cache_dir=cfg.cache_dir,
+                                       device=device)
     splits = load_splits(cfg.dataset, cfg.data_root, download=cfg.download, transform=pre_val,
                          max_samples=cfg.max_samples)
     head = zeroshot_head(model, tok, splits.classnames, splits.templates, device)
