@@ -23,7 +23,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="let torchvision download missing datasets (off by default)")
     p.add_argument("--out", default="runs", help="runs folder (default runs/)")
     p.add_argument("--recipe", default="ilharco", choices=list(RECIPES),
-                   help="theory: plain SGD, constant lr, no clipping; ilharco: AdamW 1e-5, wd 0.1, "
+                   help="theory: plain SGD lr 1e-3, batch 128, constant lr, no clipping; ilharco: AdamW 1e-5, wd 0.1, "
                         "batch 128, cosine + 500 warm-up, clip 1; paper-code: AdamW 1e-5, wd 0.1, "
                         "batch 32, no schedule, clip 10")
     p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
@@ -33,7 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", type=float, default=None, help="override gradient-norm clipping")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs (default per dataset: {EPOCHS})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the model init (random weights) and every epoch's sample order")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="parameter dtype (float64 for CPU cross-checks with the theory)")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "trajectory, merge task vectors, report.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("finetune", help="finetune on one dataset (resumable)")
-    f.add_argument("--dataset", required=True, choices=list(DATASETS))
+    f.add_argument("--dataset", required=True, choices=list(DATASETS),
+                   help="the benchmark to finetune on")
     _common(f)
     m = sub.add_parser("merge", help="task arithmetic of one-epoch and converged task vectors")
     m.add_argument("--datasets", default=",".join(DATASETS))
