@@ -49,12 +49,13 @@ def _pattern(prob: Problem) -> Callable[[Tensor], Tensor] | None:
     return pattern
 
 
-def gradient_rounding(case: Case, loss_of: Callable[[Problem], Callable]) -> float:
-    """ε_g ≈ ‖ĝ₆₄ − ĝ₃₂‖·u₆₄/u₃₂: estimated rounding error of one float64 gradient."""
-    p64, p32 = Problem.build(case, torch.float64), Problem.build(case, torch.float32)
-    g64 = gradient(loss_of(p64), p64.theta0)
-    g32 = gradient(loss_of(p32), p32.theta0).double()
-    return float((g64 - g32).norm()) / U32_OVER_U64
+def gradient_rounding(prob: Problem, tasks: range | list[int] = (0,)) -> float:
+    """ε_g ≈ ‖ĝ₆₄ − ĝ₃₂‖·u₆₄/u₃₂: estimated rounding error of one float64 gradient (the
+    largest over the given tasks' losses); ``prob`` is the float64 problem already built."""
+    p32 = Problem.build(prob.case, torch.float32)
+    return max(float((gradient(prob.loss_fn(t), prob.theta0)
+                      - gradient(p32.loss_fn(t), p32.theta0).double()).norm())
+               for t in tasks) / U32_OVER_U64
 
 
 def _evaluate(prob: Problem, runs: list[Run], combine: Callable[[list[Tensor]], Tensor],
@@ -115,7 +116,7 @@ def check_multi_epoch(case: Case, variant: str | None = None) -> Outcome:
         v2 = c * hvp(f, th, w)
     elif variant == "first_order_k_minus_1":
         v1 = -(k - 1) * g
-    eps_g = gradient_rounding(case, lambda p: p.loss_fn(0))
+    eps_g = gradient_rounding(prob)
     evaluate = _evaluate(prob, [Run([f] * k, -k * g)], lambda t: t[0], eps_g)
     return adaptive_grid_check(evaluate, v1, v2,
                                {"grad_norm": float(g.norm()), "hg_norm": float(hvp(f, th, g).norm())})
@@ -187,7 +188,7 @@ def check_sgd_epoch(case: Case, variant: str | None = None) -> Outcome:
             suffix = suffix + g
     elif variant == "full_batch_formula":
         v1, v2 = -N * g_full, comb(N, 2) * hvp(f_full, th, g_full)
-    eps_g = gradient_rounding(case, lambda p: p.loss_fn(0))
+    eps_g = gradient_rounding(prob)
     evaluate = _evaluate(prob, [Run(fs, -gsum)], lambda t: t[0], eps_g)
     return adaptive_grid_check(evaluate, v1, v2, extra)
 
@@ -235,7 +236,7 @@ def check_cross_term(case: Case, variant: str | None = None) -> Outcome:
         cross = sum(hvp(f, th, G - g) for f, g in zip(fs, gs))
     v2 = (coef if variant == "sign_flipped" else -coef) * cross
     v1 = torch.zeros_like(th)
-    eps_g = max(gradient_rounding(case, lambda p, t=t: p.loss_fn(t)) for t in range(T))
+    eps_g = gradient_rounding(prob, range(T))
     runs = [Run([f] * k, -k * g) for f, g in zip(fs, gs)] + [Run([F] * k, -k * G)]
     evaluate = _evaluate(prob, runs, lambda taus: sum(taus[:-1]) - taus[-1], eps_g * T)
     return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(cross.norm())})
