@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import torch
 from torch.utils.data import Dataset, Subset
 
-DATASETS = ("CIFAR100", "SVHN", "RESISC45", "MNIST", "EuroSAT", "GTSRB", "DTD")
+from ..registry import Registry
+
 VAL_SEED = 20260824  # fixed: the validation slice never depends on a run's seed
 VAL_FRACTION, VAL_MAX = 0.1, 5000
 
@@ -37,10 +39,11 @@ EXPECTED = {
 
 
 def _missing(name: str, root: Path, exc: Exception | None = None) -> DatasetMissing:
+    """The error for a dataset that is not where it is expected (says how to provide it)."""
     hint = ("pass --download to fetch it with torchvision" if name != "RESISC45" else
             "download NWPU-RESISC45 (e.g. from its authors' page or TorchGeo) and unpack it there")
     return DatasetMissing(
-        f"dataset {name} not found under {root}: expected {root}/{EXPECTED[name]}; {hint}"
+        f"dataset {name} not found under {root}: expected {root}/{DATASETS[name].expected}; {hint}"
         + (f" (torchvision said: {exc})" if exc else ""))
 
 
@@ -133,6 +136,7 @@ def seeded_split(n: int, seed: int = VAL_SEED) -> tuple[list[int], list[int]]:
 
 
 def _tv(name: str, root: Path, download: bool, transform) -> tuple[Dataset, Dataset, list[str]]:
+    """A torchvision benchmark's (train, test, class names)."""
     from torchvision import datasets as D
     kw = dict(root=str(root), transform=transform, download=download)
     if name == "MNIST":
@@ -179,6 +183,37 @@ def _resisc45(root: Path, transform) -> tuple[Dataset, Dataset, list[str]]:
     return train, test, [c.replace("_", " ") for c in classes]
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """An entry of the dataset registry.
+
+    Attributes:
+        name: registry key.
+        expected: the on-disk layout under the data root (shown when it is missing).
+        templates: the zero-shot prompt templates.
+        epochs: default finetuning epochs.
+        load: ``load(root, download, transform) -> (train, test, class names)``.
+    """
+
+    name: str
+    expected: str
+    templates: tuple[str, ...]
+    epochs: int
+    load: Callable[[Path, bool, Callable | None], tuple[Dataset, Dataset, list[str]]]
+
+
+def _info(name: str, epochs: int, load=None) -> DatasetInfo:
+    return DatasetInfo(name, EXPECTED[name], tuple(TEMPLATES[name]), epochs,
+                       load or partial(_tv, name))
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset", {d.name: d for d in (
+    _info("CIFAR100", 6), _info("SVHN", 4),
+    _info("RESISC45", 15, lambda root, download, transform: _resisc45(root, transform)),
+    _info("MNIST", 5), _info("EuroSAT", 12), _info("GTSRB", 11), _info("DTD", 76),
+)})
+
+
 def load_splits(name: str, root: str | Path, *, download: bool = False,
                 transform: Callable | None = None, max_samples: int | None = None) -> Splits:
     """Train (minus the validation slice), validation and test splits of benchmark ``name``.
@@ -190,19 +225,17 @@ def load_splits(name: str, root: str | Path, *, download: bool = False,
         transform: image transform (the CLIP preprocessing).
         max_samples: cap each split (for smoke runs); the cap is a seeded subset.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
+    info = DATASETS[name]  # UnknownKey names the known datasets
     root = Path(root)
-    if name == "RESISC45":
-        full_train, test, classes = _resisc45(root, transform)
-    else:
-        try:
-            full_train, test, classes = _tv(name, root, download, transform)
-        except (RuntimeError, FileNotFoundError, OSError) as exc:
-            raise _missing(name, root, exc) from None
+    try:
+        full_train, test, classes = info.load(root, download, transform)
+    except DatasetMissing:
+        raise
+    except (RuntimeError, FileNotFoundError, OSError) as exc:
+        raise _missing(name, root, exc) from None
     tr_idx, val_idx = seeded_split(len(full_train))
     train, val = Subset(full_train, tr_idx), Subset(full_train, val_idx)
     if max_samples:
         cap = lambda ds: Subset(ds, sorted(torch.randperm(len(ds), generator=torch.Generator().manual_seed(VAL_SEED))[:max_samples].tolist())) if len(ds) > max_samples else ds  # noqa: E731
         train, val, test = cap(train), cap(val), cap(test)
-    return Splits(name, train, val, test, classes, TEMPLATES[name])
+    return Splits(name, train, val, test, classes, list(info.templates))

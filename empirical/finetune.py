@@ -26,13 +26,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import load_splits
+from .data import DATASETS, load_splits
 from .io import load_strict, load_tensors, read_json, save_tensors, write_json
 from .model import ImageClassifier, load_clip, zeroshot_head
 from .task_vector import TaskVector
 
-EPOCHS = {"MNIST": 5, "SVHN": 4, "EuroSAT": 12, "GTSRB": 11, "RESISC45": 15, "DTD": 76,
-          "CIFAR100": 6}
+EPOCHS = {name: info.epochs for name, info in DATASETS.items()}  # defaults, per dataset
 
 
 @dataclass(frozen=True)

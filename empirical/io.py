@@ -1,42 +1,21 @@
-"""Atomic, safetensors-only persistence (no pickled modules)."""
+"""Persistence of the empirical side: the shared atomic writers of :mod:`tvgrad.io`, plus
+strict loading of named parameters into a module (no pickled modules, no partial loads)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from theory.campaign import atomic_write
+from ..io import load_tensors, read_json, save_tensors
+from ..io import write_json as _write_json
 
-
-def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Write a safetensors file atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    return load_file(str(path), device=str(device))
+__all__ = ["save_tensors", "load_tensors", "read_json", "write_json", "load_strict"]
 
 
 def write_json(path: str | Path, obj) -> None:
-    atomic_write(Path(path), json.dumps(obj, indent=2, allow_nan=True))
-
-
-def read_json(path: str | Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Write results JSON atomically (NaN allowed: an undefined share or cosine is NaN)."""
+    _write_json(path, obj, allow_nan=True)
 
 
 def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:

@@ -1,8 +1,9 @@
 """Merging finetuned encoders; task arithmetic θ₀ + α Σ_t τ_t with α chosen on validation.
 
 A merge method is any callable ``(theta0, task_vectors, alpha) -> merged parameters`` with a
-``name``; :class:`TaskArithmetic` is the one required now, more can be registered in
-:data:`METHODS`.
+``name`` and its own hyperparameters (the α grid searched on validation);
+:class:`TaskArithmetic` is the one required now, more can be registered in :data:`METHODS`.
+The method's name is part of the output file name, so two methods never overwrite each other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from .data import load_splits
 from .finetune import FinetuneConfig, _loader, accuracy
+from ..registry import Registry
 from .io import load_strict, load_tensors, read_json, write_json
 from .model import ClassificationHead, ImageClassifier, load_clip
 from .task_vector import TaskVector
@@ -24,28 +26,36 @@ KINDS = {"one_epoch": "delta_epoch_001.safetensors", "converged": "tau.safetenso
 
 
 class MergeMethod(Protocol):
+    """What :func:`merge` needs of a method: a name, an α grid, and the merge itself."""
+
     name: str
+    alphas: tuple[float, ...]
 
     def __call__(self, theta0: dict, task_vectors: list[TaskVector], alpha: float) -> dict: ...
 
 
 @dataclass(frozen=True)
 class TaskArithmetic:
+    """θ₀ + α Σ_t τ_t, with α chosen on validation from ``alphas``."""
+
     name: str = "task_arithmetic"
+    alphas: tuple[float, ...] = ALPHAS
 
     def __call__(self, theta0, task_vectors, alpha):
+        """The merged parameters for one α."""
         return sum(task_vectors).apply_to(theta0, alpha)
 
 
-METHODS: dict[str, MergeMethod] = {"task_arithmetic": TaskArithmetic()}
+METHODS: Registry[MergeMethod] = Registry("merge method", {"task_arithmetic": TaskArithmetic()})
 
 
 def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
-          alphas: tuple[float, ...] = ALPHAS, out: str | Path | None = None) -> dict:
+          out: str | Path | None = None) -> dict:
     """Merge the finished runs of ``cfgs`` (one per dataset, same model/recipe/seed) for both
-    one-epoch (τ⁽¹⁾ = Δ₁) and converged task vectors; returns and writes the results JSON."""
-    if method not in METHODS:
-        raise ValueError(f"unknown merge method {method!r}; choose from {list(METHODS)}")
+    one-epoch (τ⁽¹⁾ = Δ₁) and converged task vectors; returns and writes the results JSON
+    (``<out>/<model>/merge-<method>-<recipe>-seed<seed>.json`` by default)."""
+    fn = METHODS[method]  # UnknownKey names the known methods
+    alphas = fn.alphas
     base = cfgs[0]
     for c in cfgs:
         if not (c.run_dir / "results.json").exists() or not read_json(c.run_dir / "results.json").get("complete"):
@@ -66,7 +76,6 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
                             _loader(splits.val, bs, None, c.num_workers, device),
                             _loader(splits.test, bs, None, c.num_workers, device),
                             read_json(c.run_dir / "results.json")["test_accuracy"])
-    fn = METHODS[method]
     res = {"method": method, "model": base.model, "recipe": base.recipe, "seed": base.seed,
            "datasets": [c.dataset for c in cfgs], "alphas": list(alphas), "kinds": {}}
     for kind, fname in KINDS.items():
@@ -90,7 +99,7 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
             "mean_normalized": sum(normalized.values()) / len(normalized),
         }
     res["finetuned_test_accuracy"] = {d: e[3] for d, e in evals.items()}
-    path = Path(out) if out else Path(base.out) / base.model / f"merge-{base.recipe}-seed{base.seed}.json"
+    path = Path(out) if out else Path(base.out) / base.model / f"merge-{method}-{base.recipe}-seed{base.seed}.json"
     write_json(path, res)
     res["path"] = str(path)
     return res

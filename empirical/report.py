@@ -7,16 +7,15 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import jinja2
-
-from reports.theory_report import TEMPLATES, _svg, plt
-
+from ..io import atomic_write
+from ..render import environment, figure, svg
 from .io import read_json
 
 REFERENCE = Path(__file__).parent / "reference"
 
 
 def reference_shares() -> dict[str, list[float]]:
+    """The published per-epoch gradient-norm shares, per dataset."""
     out: dict[str, list[float]] = defaultdict(list)
     with (REFERENCE / "epoch_gradient_norms.csv").open() as fh:
         for row in csv.DictReader(fh):
@@ -25,37 +24,42 @@ def reference_shares() -> dict[str, list[float]]:
 
 
 def shares_plot(runs: list[dict]):
-    ref = reference_shares()
+    """Per-epoch update and gradient-norm shares of each run beside the published shares."""
     if not runs:
         return None
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 2.8), squeeze=False)
-    for ax, r in zip(axes[0], runs):
-        ep = r["epochs"]
-        x = list(range(1, len(ep) + 1))
-        w = 0.27
-        ax.bar([i - w for i in x], [e.get("update_norm_share") or 0 for e in ep], w,
-               label="ours: ‖Δ_e‖ share")
-        ax.bar(x, [e.get("grad_norm_share") or 0 for e in ep], w, label="ours: grad-norm share")
-        rs = ref.get(r["dataset"], [])
-        if rs:
-            ax.bar([i + w for i in range(1, len(rs) + 1)], rs, w, color="grey",
-                   label="published grad-norm share (paper-code recipe)")
-        ax.set_title(f"{r['dataset']} ({r['recipe']['name']})", fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=5)
-    return _svg(fig)
+    with figure(1, len(runs), figsize=(3.2 * len(runs), 2.8)) as (fig, axes):
+        for ax, r in zip(axes[0], runs):
+            _shares_panel(ax, r, reference_shares())
+        return svg(fig)
+
+
+def _shares_panel(ax, r: dict, ref: dict) -> None:
+    ep = r["epochs"]
+    x = list(range(1, len(ep) + 1))
+    w = 0.27
+    ax.bar([i - w for i in x], [e.get("update_norm_share") or 0 for e in ep], w,
+           label="ours: ‖Δ_e‖ share")
+    ax.bar(x, [e.get("grad_norm_share") or 0 for e in ep], w, label="ours: grad-norm share")
+    rs = ref.get(r["dataset"], [])
+    if rs:
+        ax.bar([i + w for i in range(1, len(rs) + 1)], rs, w, color="grey",
+               label="published grad-norm share (paper-code recipe)")
+    ax.set_title(f"{r['dataset']} ({r['recipe']['name']})", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=5)
 
 
 def build(runs_dir: str | Path, out: str | Path = "reports/empirical.html") -> Path:
-    from theory.campaign import atomic_write
+    """Render the finished runs and merges under ``runs_dir`` into ``out`` (HTML)."""
     runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs folder {runs_dir} not found: finetune first "
+                                f"(tvgrad finetune …) or pass --out")
     runs = [read_json(p) for p in sorted(runs_dir.rglob("results.json"))]
     runs = [r for r in runs if r.get("complete")]
     merges = [read_json(p) for p in sorted(runs_dir.rglob("merge-*.json"))]
     ref_acc = json.loads((REFERENCE / "finetuned_accuracy.json").read_text())
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = env.get_template("empirical.html.j2").render(
+    html = environment().get_template("empirical.html.j2").render(
         runs=runs, merges=merges, plot=shares_plot(runs), ref_acc=ref_acc)
     out = Path(out)
     atomic_write(out, html)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from theory.profiles import load_profile
+from tvgrad.theory.profiles import load_profile
 
 load_profile(os.environ.get("TVGRAD_PROFILE", "ci"))
 torch.set_num_threads(1)

@@ -14,7 +14,7 @@ from torch.utils.benchmark import Timer
 
 from .derivatives import gradient, hvp_fwd_rev, hvp_rev_rev
 from .nets import NetSpec
-from .problems import Case, Problem
+from .cases import Case, Problem
 
 SIZES = (
     ("small  (d=1, w=16)", NetSpec(8, (16,), 4, "tanh"), 64),

@@ -1,10 +1,12 @@
-"""Explicit second-order error bound for feed-forward networks (docs/bound.md).
+"""Explicit second-order error bound for feed-forward networks (theory/bound.md).
 
-Every constant of docs/bound.md is one function here:
+Every constant of theory/bound.md is one function or registry entry:
 
 * activation constants ``a₁ = sup|σ'|``, ``a₂ = sup|σ''|`` and the growth ``|σ(z)| ≤ β + κ|z|``
-  → :data:`ACTIVATION_CONSTANTS` (derived in :func:`activation_constants_check`);
-* loss constants ``c₁ ≥ ‖∇_z ℓ‖``, ``c₂ ≥ ‖∇²_z ℓ‖`` → :func:`loss_constants`;
+  → ``ACTIVATIONS[name].constants`` (:mod:`tvgrad.theory.activations`; checked against a dense
+  grid and sympy in ``tests/theory/test_bound.py``);
+* loss constants ``c₁ ≥ ‖∇_z ℓ‖``, ``c₂ ≥ ‖∇²_z ℓ‖`` → ``LOSSES[name].c1`` / ``.c2``
+  (:mod:`tvgrad.theory.losses`);
 * per-layer spectral norms over the ball ``s_l = ‖W_l⁰‖₂ + R`` → :func:`spectral_upper`;
 * per-sample hidden-norm bounds ``H_l`` → inside :func:`sample_bounds`;
 * Jacobian bound ``J`` (``‖c_L‖``) and second-derivative bound ``S`` (``λ_max(Q_L)``) →
@@ -16,6 +18,8 @@ Every constant of docs/bound.md is one function here:
   :func:`trajectory_error_bound`; the naive baseline → ``bounds(..., naive=True)``.
 
 ReLU has no second derivative: :func:`bounds` refuses it with :class:`NonSmoothActivation`.
+Planted wrong variants replace entries of :class:`BoundTerms` (the constants), never a branch
+in this code.
 """
 
 from __future__ import annotations
@@ -27,60 +31,34 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .errors import InvalidInput
-from .nets import get_activation
-from .problems import Problem
-
-
-class NonSmoothActivation(InvalidInput):
-    """The bound needs sup|σ''| < ∞; ReLU's second derivative does not exist at 0."""
+from ..errors import InvalidInput
+from .activations import ACTIVATIONS, ActivationConstants, NonSmoothActivation
+from .cases import FFNProblem as Problem
+from .losses import LOSSES
 
 
 @dataclass(frozen=True)
-class ActivationConstants:
-    a1: float  # sup |σ'|
-    a2: float  # sup |σ''|
-    beta: float  # |σ(z)| ≤ beta + kappa |z|
-    kappa: float
-    bounded: float | None  # sup |σ| if finite
+class BoundTerms:
+    """The constants a bound is computed from, as replaceable terms (planted variants).
+
+    Attributes:
+        activation: name ↦ :class:`ActivationConstants` (default: the registry's).
+        c2: loss name ↦ c₂ ≥ ‖∇²_z ℓ‖₂ (default: the registry's).
+        jacobian: the per-layer Jacobian coefficients ``c`` (n, L) ↦ the ones used (default:
+            all layers).
+    """
+
+    activation: Callable[[str], ActivationConstants] = lambda name: ACTIVATIONS[name].bound_constants()
+    c2: Callable[[str], float] = lambda loss: LOSSES[loss].c2
+    jacobian: Callable[[Tensor], Tensor] = lambda c: c
 
 
-# Values rounded *up* in the last printed digit; derivations in docs/bound.md and checked
-# against a dense grid and sympy in tests/theory/test_bound.py.
-ACTIVATION_CONSTANTS = {
-    "tanh": ActivationConstants(1.0, 0.7698004, 0.0, 1.0, 1.0),        # a2 = 4/(3√3) = 0.76980036
-    "sigmoid": ActivationConstants(0.25, 0.0962251, 0.5, 0.25, 1.0),   # a2 = 1/(6√3) = 0.09622504
-    "softplus": ActivationConstants(1.0, 0.25, math.log(2) + 1e-12, 1.0, None),
-    "gelu": ActivationConstants(1.1289042, 0.7978846, 0.0, 1.0, None),  # a1 = Φ(√2)+√2φ(√2) = 1.12890415, a2 = 2φ(0) = 0.79788456
-    "silu": ActivationConstants(1.0998394, 0.5, 0.0, 1.0, None),        # a1 = 1.09983932 at z = 2.39936, a2 at 0
-}
+TRUE_TERMS = BoundTerms()
 
 
 def activation_constants(name: str) -> ActivationConstants:
-    act = get_activation(name)
-    if not act.smooth:
-        raise NonSmoothActivation(
-            f"no second-order bound for activation {name!r}: its second derivative does not "
-            f"exist at 0 (sup|σ''| = ∞). The expansion holds only inside one activation "
-            f"pattern; see docs/bound.md, 'Non-smooth activations'.")
-    return ACTIVATION_CONSTANTS[name]
-
-
-def loss_constants(loss: str, out_bound: Tensor, y: Tensor, resid0: Tensor | None = None,
-                   J: Tensor | None = None, R: float = 0.0) -> tuple[Tensor, float]:
-    """Per-sample ``c₁`` and the constant ``c₂``.
-
-    Cross-entropy: ∇_z ℓ = softmax(z) − e_y, ‖·‖ ≤ √2; ∇²_z ℓ = diag(p) − ppᵀ, ‖·‖₂ ≤ ½.
-    MSE ½‖z − y‖²: ∇_z ℓ = z − y; ∇²_z ℓ = I. Over the ball ‖f(θ) − y‖ ≤ F + ‖y‖ (F ≥ ‖f‖), and
-    also ≤ ‖f(θ₀) − y‖ + J·R (mean value theorem along the segment, which stays in the convex
-    ball, with J ≥ ‖∂f/∂θ‖₂ on it): c₁ is the smaller of the two.
-    """
-    if loss == "cross_entropy":
-        return torch.full_like(out_bound, math.sqrt(2.0)), 0.5
-    c1 = out_bound + y.double().reshape(len(out_bound), -1).norm(dim=1)
-    if resid0 is not None and J is not None:
-        c1 = torch.minimum(c1, resid0 * (1 + 1e-12) + J * R)
-    return c1, 1.0
+    """The bound's constants of activation ``name`` (refuses non-smooth activations)."""
+    return ACTIVATIONS[name].bound_constants()
 
 
 def spectral_upper(W: Tensor, iters: int = 30) -> float:
@@ -135,13 +113,11 @@ def layer_spectral_norms(prob: Problem) -> list[float]:
 
 
 def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
-                  ablate: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                  terms: BoundTerms = TRUE_TERMS) -> tuple[Tensor, Tensor, Tensor]:
     """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
-    radius R around θ₀, by the layer recursions of docs/bound.md."""
+    radius R around θ₀, by the layer recursions of theory/bound.md."""
     spec = prob.case.spec
-    k = activation_constants(spec.activation)
-    if ablate == "a2_zero":  # planted wrong variant: σ'' ignored
-        k = ActivationConstants(k.a1, 0.0, k.beta, k.kappa, k.bounded)
+    k = terms.activation(spec.activation)
     layers = _layers(prob)
     Lnum = len(layers)
     s = [sn + R for sn in layer_spectral_norms(prob)]
@@ -175,8 +151,7 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
             H = Hn
         else:
             F = z
-    if ablate == "last_layer_only":  # planted wrong variant: only the output layer's gradient
-        c = c * (torch.arange(Lnum) == Lnum - 1).to(c)
+    c = terms.jacobian(c)
     if naive:  # ℓ1 instead of ℓ2 / λ_max: every layer perturbed by a full unit at once
         J = c.sum(dim=1)
         S = Q.sum(dim=(1, 2))
@@ -187,24 +162,29 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
 
 
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
-           naive: bool = False, ablate: str | None = None) -> Bounds:
+           naive: bool = False, terms: BoundTerms = TRUE_TERMS) -> Bounds:
     """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
 
-    ``ablate`` plants a wrong variant (tests and the falsifiability audit only): ``a2_zero``,
-    ``c2_omitted``, ``last_layer_only``."""
+    Args:
+        prob: a feed-forward problem.
+        R: ball radius ≥ 0.
+        task: which task's loss.
+        index: a subset of its samples (a batch), or None for all.
+        naive: the naive baseline (ℓ1 sums, worst sample) instead of the careful bound.
+        terms: the constants (planted variants replace some).
+    """
     if not (R >= 0 and math.isfinite(R)):
         raise InvalidInput(f"radius R must be finite and >= 0, got {R!r}")
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
-    J, S, F = sample_bounds(prob, R, x, naive, ablate)
+    J, S, F = sample_bounds(prob, R, x, naive, terms)
+    loss = LOSSES[prob.case.loss]
     resid0 = None
-    if prob.case.loss == "mse" and not naive:
+    if loss.needs_residual and not naive:
         with torch.no_grad():
             out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
         resid0 = (out0.double() - y.double()).norm(dim=1)
-    c1, c2 = loss_constants(prob.case.loss, F, y, resid0, J, R)
-    if ablate == "c2_omitted":
-        c2 = 0.0
+    c1, c2 = loss.c1(F, y, resid0, J, R), terms.c2(prob.case.loss)
     per_M = c2 * J ** 2 + c1 * S
     per_G = c1 * J
     if naive:
@@ -213,10 +193,12 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
 
 
 def hessian_bound(prob: Problem, R: float, **kw) -> float:
+    """M(R) (see :func:`bounds`)."""
     return bounds(prob, R, **kw).M
 
 
 def gradient_bound(prob: Problem, R: float, **kw) -> float:
+    """G(R) (see :func:`bounds`)."""
     return bounds(prob, R, **kw).G
 
 
@@ -250,15 +232,15 @@ def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
 
 
 def sgd_epoch_error_bound(prob: Problem, eta: float, batches: list[Tensor], R: float,
-                         task: int = 0, ablate: str | None = None) -> float:
+                         task: int = 0, terms: BoundTerms = TRUE_TERMS) -> float:
     """One SGD epoch over ``batches`` (index sets, in order): with per-batch bounds M_b, G_b
     (means over the batch's samples) on the ball of radius R,
     ‖τ + η Σ_b g_b‖ ≤ η² Σ_b M_b Σ_{c<b} G_c, valid when η Σ_b G_b ≤ R (then every iterate
-    stays in the ball). The caller checks the regime with :func:`sgd_regime`. ``ablate``
-    plants a wrong M_b (see :func:`bounds`)."""
+    stays in the ball). The caller checks the regime with :func:`sgd_regime`. ``terms``
+    gives the constants of M_b (see :func:`bounds`)."""
     total, prefix = 0.0, 0.0
     for b in batches:
-        total += bounds(prob, R, task, index=b, ablate=ablate).M * prefix
+        total += bounds(prob, R, task, index=b, terms=terms).M * prefix
         prefix += bounds(prob, R, task, index=b).G
     return eta ** 2 * total
 

@@ -1,34 +1,39 @@
 """The verification campaign: run every claim (and every planted wrong variant) under
 Hypothesis, record every example, and write ``theory.json`` / ``theory_examples.csv``
-atomically after each claim, so an interrupted run leaves valid partial results."""
+atomically after each claim, so an interrupted run leaves valid partial results.
+
+The campaign leaves no global state behind: Hypothesis settings are passed to each test
+explicitly (no profile is loaded), and the torch thread count is restored after a serial run.
+It never imports the report: ``theory.json`` holds everything the report plots (the residual
+curves of representative examples included), so the HTML is rendered from the files alone.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import json
 import math
-import os
 import platform
 import re
 import shlex
 import sys
-import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import hypothesis
 from hypothesis import Phase, given, settings
 
+from ..errors import InvalidInput
+from ..io import atomic_write, write_csv
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim, get_claim
-from .errors import InvalidInput
-from .profiles import EXAMPLES, load_profile
+from .profiles import EXAMPLES, profile_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CURVES_PER_CLAIM = 3  # residual curves stored per expansion claim (the report plots them)
 STATUS_VERIFIED, STATUS_VIOLATED, STATUS_DIVERGED, STATUS_ERROR = (
     "verified", "violated", "diverged", "error")
 
@@ -39,6 +44,8 @@ class _Violation(AssertionError):
 
 @dataclass
 class ExampleRecord:
+    """One example of a run: the case, its verdict, and what the check measured."""
+
     index: int
     case: str
     summary: dict
@@ -46,6 +53,7 @@ class ExampleRecord:
     seconds: float
     measurements: dict
     detail: str = ""
+    curve: dict | None = None  # the residual curve of an expansion check (kept for the report)
 
 
 @dataclass
@@ -62,6 +70,7 @@ class RunResult:
     budget_exhausted: bool = False
 
     def count(self, verdict: str) -> int:
+        """Number of recorded examples with ``verdict``."""
         return sum(r.verdict == verdict for r in self.records)
 
 
@@ -80,58 +89,101 @@ def _note(text: str) -> None:
 
 
 def reproduce_command(claim_id: str, case_json: str, variant: str | None = None) -> str:
-    cmd = f"python -m theory reproduce --claim {claim_id} --case {shlex.quote(case_json)}"
+    """The shell command that re-runs one claim (or variant) on one case."""
+    cmd = f"tvgrad reproduce --claim {claim_id} --case {shlex.quote(case_json)}"
     return cmd + (f" --variant {variant}" if variant else "")
+
+
+class _Body:
+    """The Hypothesis test body of one run: checks a case, records it, raises on failure."""
+
+    def __init__(self, claim: Claim, variant: str | None, res: RunResult,
+                 deadline: float | None, progress: Callable[[ExampleRecord], None] | None):
+        self.claim, self.variant, self.res = claim, variant, res
+        self.deadline, self.progress = deadline, progress
+        self.failed = False
+        self.last_fail: tuple | None = None
+
+    def _record(self, case: Any, verdict: str, t0: float, meas: dict, detail: str,
+                curve: dict | None = None) -> ExampleRecord:
+        rec = ExampleRecord(len(self.res.records), case.to_json(), case.summary(), verdict,
+                            time.perf_counter() - t0, meas, detail, curve)
+        self.res.records.append(rec)
+        return rec
+
+    def __call__(self, case: Any) -> None:
+        t0 = time.perf_counter()
+        if self.deadline is not None and t0 > self.deadline and not self.failed \
+                and hypothesis.currently_in_test_context():
+            self.res.budget_exhausted = True
+            hypothesis.assume(False)
+        _note(f"case = {case.to_json()}")
+        try:
+            out = self.claim.run(case, self.variant)
+        except Exception as exc:  # noqa: BLE001 - every error is recorded, then re-raised
+            self.last_fail = (case, "error", {}, traceback.format_exc())
+            if not self.failed:
+                self.failed = True
+                self._record(case, "error", t0, {}, repr(exc))
+                self.res.first_failure_index = len(self.res.records)
+            raise
+        if not self.failed:  # while shrinking, calls are not examples: not recorded
+            rec = self._record(case, out.verdict, t0, out.clean_measurements(), out.detail,
+                               out.measurements.get("_curve"))
+            if self.progress:
+                self.progress(rec)
+        if out.verdict == VIOLATED:
+            if not self.failed:
+                self.failed = True
+                self.res.first_failure_index = len(self.res.records)
+            self.last_fail = (case, VIOLATED, out.clean_measurements(), out.detail)
+            _note(out.detail)
+            # One raise site: Hypothesis only shrinks towards failures of the same origin.
+            raise _Violation(out.detail)
+
+
+def _hypothesis_test(claim: Claim, body: _Body, *, max_examples: int, seed: int,
+                     derandomize: bool, shrink: bool) -> Callable[[], None]:
+    """The Hypothesis test of a run, with every setting passed explicitly (no profile)."""
+    phases = [Phase.generate] + ([Phase.shrink] if shrink else [])
+
+    def check_case(case: Any) -> None:
+        body(case)
+
+    test = given(claim.strategy())(check_case)
+    test = settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
+                    database=None, phases=phases, print_blob=True,
+                    suppress_health_check=list(hypothesis.HealthCheck))(test)
+    return test if derandomize else hypothesis.seed(seed)(test)
 
 
 def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, seed: int,
               derandomize: bool = False, shrink: bool = True, budget_s: float | None = None,
               progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
-    """Run ``claim`` (or its ``variant``) on its pinned examples, then ``max_examples``
-    Hypothesis examples. Stops at the first violation or error, which Hypothesis then shrinks
-    (when ``shrink``); the last failing call is the minimal counterexample.
+    """Run ``claim`` (or its ``variant``) on its pinned examples, then random examples.
 
-    With ``budget_s``, random examples stop being generated once that many seconds have passed
-    (each later draw is rejected with ``assume(False)`` until Hypothesis gives up, a few ms
-    each); the result then says ``budget_exhausted``. Pinned examples always run."""
+    Stops at the first violation or error, which Hypothesis then shrinks (when ``shrink``);
+    the last failing call is the minimal counterexample. With ``budget_s``, random examples
+    stop being generated once that many seconds have passed (each later draw is rejected with
+    ``assume(False)`` until Hypothesis gives up, a few ms each); the result then says
+    ``budget_exhausted``. Pinned examples always run.
+
+    Args:
+        claim: the claim.
+        variant: a planted variant's id, or None for the true claim.
+        max_examples: random examples after the pinned ones.
+        seed: the Hypothesis seed (ignored with ``derandomize``).
+        derandomize: derive the examples from the test itself (the ``ci`` profile).
+        shrink: shrink a failure to a minimal counterexample.
+        budget_s: wall-time budget in seconds for the random examples.
+        progress: called with each recorded example.
+
+    Returns:
+        The :class:`RunResult` with every example, the counterexample, any error.
+    """
     res = RunResult(claim.id, variant)
-    state = {"failed": False, "last_fail": None}
-
-    def body(case: Any) -> None:
-        t0 = time.perf_counter()
-        if deadline is not None and t0 > deadline and not state["failed"] \
-                and hypothesis.currently_in_test_context():
-            res.budget_exhausted = True
-            hypothesis.assume(False)
-        _note(f"case = {case.to_json()}")
-        try:
-            out = claim.run(case, variant)
-        except Exception as exc:  # noqa: BLE001 - every error is recorded, then re-raised
-            state["last_fail"] = (case, "error", {}, traceback.format_exc())
-            if not state["failed"]:
-                state["failed"] = True
-                res.records.append(ExampleRecord(len(res.records), case.to_json(),
-                                                 case.summary(), "error",
-                                                 time.perf_counter() - t0, {}, repr(exc)))
-                res.first_failure_index = len(res.records)
-            raise
-        if not state["failed"]:  # while shrinking, calls are not examples: not recorded
-            rec = ExampleRecord(len(res.records), case.to_json(), case.summary(), out.verdict,
-                                time.perf_counter() - t0, out.clean_measurements(), out.detail)
-            res.records.append(rec)
-            if progress:
-                progress(rec)
-        if out.verdict == VIOLATED:
-            if not state["failed"]:
-                state["failed"] = True
-                res.first_failure_index = len(res.records)
-            state["last_fail"] = (case, VIOLATED, out.clean_measurements(), out.detail)
-            _note(out.detail)
-            # One raise site: Hypothesis only shrinks towards failures of the same origin.
-            raise _Violation(out.detail)
-
     t0 = time.perf_counter()
-    deadline = None if budget_s is None else t0 + budget_s
+    body = _Body(claim, variant, res, None if budget_s is None else t0 + budget_s, progress)
     # Pinned edge cases first, outside Hypothesis: a failure there is already minimal and is
     # reported as is (Hypothesis does not shrink explicit examples).
     for ex in claim.examples:
@@ -140,16 +192,11 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001
-            _record_failure(res, claim, variant, state, exc)
+            _record_failure(res, claim, variant, body.last_fail, exc)
             res.seconds = time.perf_counter() - t0
             return res
-    phases = [Phase.generate] + ([Phase.shrink] if shrink else [])
-    test = given(claim.strategy())(body)
-    test = settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
-                    database=None, phases=phases, print_blob=True,
-                    suppress_health_check=list(hypothesis.HealthCheck))(test)
-    if not derandomize:
-        test = hypothesis.seed(seed)(test)
+    test = _hypothesis_test(claim, body, max_examples=max_examples, seed=seed,
+                            derandomize=derandomize, shrink=shrink)
     try:
         test()
     except KeyboardInterrupt:
@@ -158,17 +205,17 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         if not res.budget_exhausted:
             raise
     except BaseException as exc:  # noqa: BLE001
-        _record_failure(res, claim, variant, state, exc)
+        _record_failure(res, claim, variant, body.last_fail, exc)
     res.seconds = time.perf_counter() - t0
     return res
 
 
-def _record_failure(res: RunResult, claim: Claim, variant: str | None, state: dict,
-                    exc: BaseException) -> None:
-    if state["last_fail"] is None:
+def _record_failure(res: RunResult, claim: Claim, variant: str | None,
+                    last_fail: tuple | None, exc: BaseException) -> None:
+    if last_fail is None:
         res.error = "".join(traceback.format_exception(exc))
         return
-    case, verdict, meas, detail = state["last_fail"]
+    case, verdict, meas, detail = last_fail
     cj = case.to_json()
     res.counterexample = {
         "verdict": verdict, "case": cj, "summary": case.summary(),
@@ -190,6 +237,7 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def claim_status(run: RunResult) -> str:
+    """``error``, ``violated``, ``diverged`` (nothing held, something diverged) or ``verified``."""
     if run.error:
         return STATUS_ERROR
     if run.count(VIOLATED) or (run.counterexample and run.counterexample["verdict"] == VIOLATED):
@@ -201,7 +249,38 @@ def claim_status(run: RunResult) -> str:
     return STATUS_VERIFIED
 
 
+CURVE_KEYS = ("slope_r1", "slope_r2", "band_r1", "band_r2", "window_r1", "window_r2",
+              "points_r1", "points_r2")
+
+
+def representative_curves(run: RunResult, limit: int = CURVES_PER_CLAIM) -> list[dict]:
+    """The residual curves of the ``limit`` holding examples with the longest r₂ windows,
+    with their case, slopes and windows: what the report's error-vs-η panels plot."""
+    picks = [r for r in run.records if r.verdict == HOLDS and r.curve
+             and r.measurements.get("slope_r2") is not None]
+    picks = sorted(picks, key=lambda r: -int(r.measurements.get("points_r2") or 0))[:limit]
+    return [{"index": r.index, "case": r.case, "summary": r.summary,
+             "measurements": {k: r.measurements[k] for k in CURVE_KEYS if k in r.measurements},
+             "curve": {k: [_finite_or_none(v) for v in vals] for k, vals in r.curve.items()}}
+            for r in picks]
+
+
+def _finite_or_none(v: Any) -> Any:
+    """JSON has no NaN/inf: non-finite floats (diverged grid points) become null."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _audit_entry(claim: Claim, a: RunResult) -> dict:
+    v = claim.variant(a.variant)
+    return {"variant": a.variant, "description": v.description,
+            "rejected": a.first_failure_index is not None and not a.error,
+            "must_reject": v.must_reject, "after_examples": a.first_failure_index,
+            "examples_run": len(a.records),
+            "rejecting_case": (a.counterexample or {}).get("case"), "error": a.error}
+
+
 def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
+    """The JSON entry of one claim: status, counts, statistics, curves and its audit."""
     keys = sorted({k for r in run.records if r.verdict == HOLDS for k, v in r.measurements.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     stats = {k: _quantiles([r.measurements.get(k) for r in run.records if r.verdict == HOLDS])
@@ -215,16 +294,8 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
         "seconds": round(run.seconds, 3), "counterexample": run.counterexample,
         "budget_exhausted": run.budget_exhausted,
         "error": run.error, "statistics": {k: s for k, s in stats.items() if s},
-        "falsifiability": [
-            {"variant": a.variant,
-             "description": next(v.description for v in claim.variants if v.id == a.variant),
-             "rejected": a.first_failure_index is not None and not a.error,
-             "must_reject": next(v.must_reject for v in claim.variants if v.id == a.variant),
-             "after_examples": a.first_failure_index,
-             "examples_run": len(a.records),
-             "rejecting_case": (a.counterexample or {}).get("case"),
-             "error": a.error}
-            for a in audit],
+        "curves": representative_curves(run),
+        "falsifiability": [_audit_entry(claim, a) for a in audit],
     }
 
 
@@ -237,23 +308,8 @@ def _environment(profile: str, seed: int) -> dict:
             "argv": sys.argv}
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; reports are for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def examples_csv(runs: list[RunResult]) -> str:
+def example_rows(runs: list[RunResult]) -> list[dict]:
+    """One CSV row per example: claim, verdict, the case summary and every measurement."""
     rows = []
     for run in runs:
         for r in run.records:
@@ -262,27 +318,31 @@ def examples_csv(runs: list[RunResult]) -> str:
             for k, v in r.measurements.items():
                 row[f"m.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
             rows.append(row)
-    cols: list[str] = []
-    for row in rows:
-        cols += [c for c in row if c not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    return rows
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads, restoring the previous count afterwards."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
     claim_id, variant, max_examples, seed, derandomize, budget_s = args
-    import torch
-    torch.set_num_threads(1)
-    claim = get_claim(claim_id)
-    return run_claim(claim, variant=variant, max_examples=max_examples, seed=seed,
-                     derandomize=derandomize, shrink=variant is None, budget_s=budget_s,
-                     progress=progress)
+    with torch_threads(1):
+        return run_claim(get_claim(claim_id), variant=variant, max_examples=max_examples,
+                         seed=seed, derandomize=derandomize, shrink=variant is None,
+                         budget_s=budget_s, progress=progress)
 
 
 def check_out_dir(out: Path) -> Path:
+    """Create ``out`` if needed and make sure it is writable (clear error otherwise)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -294,79 +354,109 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
+class _Outputs:
+    """The campaign's JSON and CSV, rewritten atomically after every finished run."""
+
+    def __init__(self, out: Path, ids: list[str], doc: dict):
+        self.out, self.ids, self.doc = out, ids, doc
+        self.results: dict[tuple, RunResult] = {}
+        self.started = time.time()
+
+    def add(self, key: tuple, res: RunResult) -> None:
+        self.results[key] = res
+        self.flush()
+
+    def flush(self) -> None:
+        res, ids = self.results, self.ids
+        self.doc["claims"] = [
+            summarise(get_claim(cid), res[(cid, None)],
+                      [res[(cid, v.id)] for v in get_claim(cid).variants if (cid, v.id) in res])
+            for cid in ids if (cid, None) in res]
+        self.doc["duration_s"] = round(time.time() - self.started, 2)
+        atomic_write(self.out / "theory.json", json.dumps(self.doc, indent=2, allow_nan=False))
+        write_csv(self.out / "theory_examples.csv",
+                  example_rows([res[(c, None)] for c in ids if (c, None) in res]))
+
+
+def _run_parallel(tasks: list[tuple], args: list[tuple], jobs: int, outputs: _Outputs, bar) -> None:
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for (cid, v), res in zip(tasks, pool.map(_job, args)):
+            bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
+            bar.update()
+            outputs.add((cid, v), res)
+
+
+def _run_serial(tasks: list[tuple], args: list[tuple], n: int, outputs: _Outputs, bar) -> None:
+    from tqdm import tqdm
+    for (cid, v), a in zip(tasks, args):
+        bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
+        if v is None:  # a per-claim bar over its examples (serial runs only)
+            inner = tqdm(total=n + len(get_claim(cid).examples), desc=cid, unit="ex",
+                         leave=False, file=sys.stderr, dynamic_ncols=True)
+            res = _job(a, progress=lambda rec: inner.update())
+            inner.close()
+        else:
+            res = _job(a)
+        bar.update()
+        outputs.add((cid, v), res)
+
+
 def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: int = 0,
            out: Path = Path("reports"), jobs: int = 1, max_examples: int | None = None,
-           audit: bool = True, html: bool = True, time_budget: float | None = None) -> dict:
-    """Run the campaign; write ``theory.json``, ``theory_examples.csv`` (atomically, after
-    every claim) and, at the end, ``theory.html`` into ``out``. ``time_budget`` (seconds) is
-    shared equally by the runs (claims and variants): each stops drawing new random examples
-    when its share is spent."""
-    profile = load_profile(profile)
+           audit: bool = True, time_budget: float | None = None) -> dict:
+    """Run the campaign; write ``theory.json`` and ``theory_examples.csv`` into ``out``.
+
+    Both files are rewritten atomically after every finished run (claim or variant), so an
+    interrupted campaign leaves valid partial results (``"complete": false``).
+
+    Args:
+        claims: claim ids to run (default: all).
+        profile: ``ci`` (derandomized), ``dev`` or ``verify`` — sets the number of random
+            examples per claim (and derandomization for ``ci``); no Hypothesis profile is
+            loaded, every setting is passed to each test.
+        seed: the Hypothesis seed.
+        out: output folder.
+        jobs: worker processes (1: in this process, with per-claim progress bars).
+        max_examples: override the profile's number of random examples.
+        audit: also run every planted wrong variant.
+        time_budget: total seconds, shared equally by the runs: each stops drawing new random
+            examples when its share is spent.
+
+    Returns:
+        The document written to ``theory.json``.
+    """
+    profile = profile_name(profile)
     ids = list(claims or CLAIMS)
     for cid in ids:
         get_claim(cid)
+    if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
+        raise InvalidInput(f"time budget must be finite and > 0 seconds, got {time_budget!r}")
     out = check_out_dir(out)
     n = max_examples or EXAMPLES[profile]
-    derandomize = profile == "ci"
     tasks = [(cid, None) for cid in ids]
     if audit:
         tasks += [(cid, v.id) for cid in ids for v in get_claim(cid).variants]
-    started = time.time()
     doc = {"schema_version": SCHEMA_VERSION, "environment": _environment(profile, seed),
            "max_examples": n, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "complete": False, "claims": []}
-    results: dict[tuple, RunResult] = {}
-
-    def flush() -> None:
-        doc["claims"] = [
-            summarise(get_claim(cid), results[(cid, None)],
-                      [results[(cid, v.id)] for v in get_claim(cid).variants
-                       if (cid, v.id) in results])
-            for cid in ids if (cid, None) in results]
-        doc["duration_s"] = round(time.time() - started, 2)
-        atomic_write(out / "theory.json", json.dumps(doc, indent=2, allow_nan=False))
-        atomic_write(out / "theory_examples.csv",
-                     examples_csv([results[(c, None)] for c in ids if (c, None) in results]))
-
+           "complete": False, "claims": [], "time_budget_s": time_budget}
+    outputs = _Outputs(out, ids, doc)
+    share = None if time_budget is None else time_budget * max(jobs, 1) / len(tasks)
+    args = [(cid, v, n, seed, profile == "ci", share) for cid, v in tasks]
     from tqdm import tqdm
     bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,
                dynamic_ncols=True)
-    if time_budget is not None and time_budget <= 0:
-        raise InvalidInput(f"time budget must be > 0 seconds, got {time_budget!r}")
-    share = None if time_budget is None else time_budget * max(jobs, 1) / len(tasks)
-    doc["time_budget_s"] = time_budget
-    args = [(cid, v, n, seed, derandomize, share) for cid, v in tasks]
     try:
-        if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for (cid, v), res in zip(tasks, pool.map(_job, args)):
-                    results[(cid, v)] = res
-                    bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
-                    bar.update()
-                    flush()
-        else:
-            for (cid, v), a in zip(tasks, args):
-                bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
-                if v is None:  # a per-claim bar over its examples (serial runs only)
-                    inner = tqdm(total=n + len(get_claim(cid).examples), desc=cid, unit="ex",
-                                 leave=False, file=sys.stderr, dynamic_ncols=True)
-                    results[(cid, v)] = _job(a, progress=lambda rec: inner.update())
-                    inner.close()
-                else:
-                    results[(cid, v)] = _job(a)
-                bar.update()
-                flush()
+        (_run_parallel(tasks, args, jobs, outputs, bar) if jobs > 1
+         else _run_serial(tasks, args, n, outputs, bar))
     finally:
         bar.close()
     doc["complete"] = True
-    flush()
-    if html:
-        from reports.theory_report import write_report
-        write_report(out)
+    outputs.flush()
     return doc
 
 
 def summary_table(doc: dict) -> str:
+    """The verdict table printed at the end of ``tvgrad verify``."""
     lines = [f"{'claim':28} {'status':9} {'examples':>8} {'holds':>6} {'viol':>5} {'div':>4} "
              f"{'inconcl':>7} {'variants rejected':>18} {'s':>7}"]
     for c in doc["claims"]:
@@ -385,6 +475,7 @@ def summary_table(doc: dict) -> str:
 
 
 def exit_code(doc: dict) -> int:
+    """1 if a claim is violated or errored, or a must-reject variant was not rejected; else 0."""
     bad = [c for c in doc["claims"] if c["status"] in (STATUS_VIOLATED, STATUS_ERROR)
            or not all(f["rejected"] or not f["must_reject"] for f in c["falsifiability"])]
     return 1 if bad else 0

@@ -37,7 +37,7 @@ def gradient(f: Scalar, theta: Params) -> Params:
 
 def _check_like(theta: Params, v: Params) -> None:
     """``v`` must have the structure and shapes of ``theta`` (else a clear error)."""
-    from .errors import InvalidInput
+    from ..errors import InvalidInput
     if isinstance(theta, Tensor) != isinstance(v, Tensor):
         raise InvalidInput("v and theta must both be tensors or both be dicts")
     pairs = [("theta", theta, v)] if isinstance(theta, Tensor) else None

@@ -15,46 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 
-from .errors import InvalidInput
-
-
-@dataclass(frozen=True)
-class Activation:
-    """An elementwise activation with its smoothness flag.
-
-    ``smooth`` is False for ReLU: its second derivative does not exist at 0, so claims that
-    need a Hessian only hold inside one activation pattern (see ``theory.claims.expansion``).
-    """
-
-    name: str
-    fn: Callable[[Tensor], Tensor]
-    smooth: bool
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", torch.tanh, True),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, True),
-    "softplus": Activation("softplus", nn.functional.softplus, True),
-    "gelu": Activation("gelu", nn.functional.gelu, True),
-    "silu": Activation("silu", nn.functional.silu, True),
-    "relu": Activation("relu", torch.relu, False),
-}
-SMOOTH_ACTIVATIONS = tuple(n for n, a in ACTIVATIONS.items() if a.smooth)
-LOSSES = ("cross_entropy", "mse")
-
-
-def get_activation(name: str) -> Activation:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise InvalidInput(
-            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+from ..errors import InvalidInput
+from .activations import get_activation
 
 
 @dataclass(frozen=True)
@@ -141,17 +106,3 @@ def init_module(spec: NetSpec, seed: int, dtype: torch.dtype = torch.float64,
             if layer.bias is not None:
                 layer.bias.copy_((0.1 * torch.randn(layer.bias.shape, generator=gen, dtype=f64)).to(dtype))
     return net
-
-
-def loss_value(loss: str, out: Tensor, target: Tensor) -> Tensor:
-    """Mean loss over the samples.
-
-    * ``cross_entropy``: ``target`` holds class indices (int64).
-    * ``mse``: ``target`` has the shape of ``out``; the loss is
-      :math:`\\frac1n\\sum_i \\tfrac12\\lVert f(x_i)-y_i\\rVert^2`.
-    """
-    if loss == "cross_entropy":
-        return nn.functional.cross_entropy(out, target)
-    if loss == "mse":
-        return 0.5 * ((out - target) ** 2).sum(dim=-1).mean()
-    raise InvalidInput(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")

@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 ENV = "TVGRAD_PROFILE"
 _COMMON = dict(deadline=None, database=None, print_blob=True,

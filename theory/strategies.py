@@ -1,8 +1,8 @@
 """Hypothesis strategies for random feed-forward problems.
 
-Strategies draw :class:`~theory.problems.Case` values (small JSON data), never tensors, so a
+Strategies draw :class:`~tvgrad.theory.cases.Case` values (small JSON data), never tensors, so a
 failure shrinks to a minimal network (depth 1, width 1, one sample, tanh, MSE) and prints as
-one line that ``python -m theory reproduce`` re-runs.
+one line that ``tvgrad reproduce`` re-runs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import math
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .nets import ACTIVATIONS, LOSSES, SMOOTH_ACTIVATIONS, NetSpec
-from .problems import Case
+from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS
+from .cases import Case
+from .losses import LOSSES
+from .nets import NetSpec
 
 # Shrinking goes towards the first element of a sampled_from: keep the simplest first.
 ALL_ACTIVATIONS = ("tanh",) + tuple(a for a in ACTIVATIONS if a != "tanh")
@@ -80,7 +82,7 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         allow_minimum: sometimes put MSE targets at the network's outputs (∇L = 0).
     """
     if not losses or set(losses) - set(LOSSES):
-        raise InvalidArgument(f"losses must be a non-empty subset of {LOSSES}, got {losses!r}")
+        raise InvalidArgument(f"losses must be a non-empty subset of {list(LOSSES)}, got {losses!r}")
     _check_range("tasks", min_tasks, max_tasks, 1)
     _check_range("epochs", min_epochs, max_epochs, 1)
     _check_range("steps", min_steps, max_steps, 1)

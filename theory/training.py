@@ -29,6 +29,25 @@ class Trajectories:
     grad_norm_sum: Tensor
 
 
+def _rowwise(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """``fn`` over the rows of a matrix: ``vmap`` where every op supports it, else a loop.
+
+    The first failure of ``vmap`` (an op without a batching rule, a data-dependent branch in
+    a user's model) switches to the loop for good; both give the same numbers row by row.
+    """
+    state = {"vmap": True}
+
+    def apply(theta: Tensor) -> Tensor:
+        if state["vmap"]:
+            try:
+                return vmap(fn)(theta)
+            except (RuntimeError, NotImplementedError, ValueError, TypeError):
+                state["vmap"] = False
+        return torch.stack([fn(row) for row in theta])
+
+    return apply
+
+
 def run_steps(step_losses: Sequence[Loss], theta0: Tensor, etas: Tensor,
               pattern: Callable[[Tensor], Tensor] | None = None) -> Trajectories:
     """θ_{n+1} = θ_n − η ∇L_{b(n)}(θ_n) for every η in ``etas`` at once.
@@ -37,8 +56,11 @@ def run_steps(step_losses: Sequence[Loss], theta0: Tensor, etas: Tensor,
         step_losses: the loss of each step, in order (k copies of L for k GD epochs).
         theta0: flat θ₀.
         etas: ``(m,)`` learning rates.
-        pattern: optional map θ ↦ boolean activation pattern (ReLU). Rows whose pattern ever
-            differs from θ₀'s are flagged in ``pattern_kept``.
+        pattern: optional map θ ↦ activation pattern (ReLU and other kinks). Rows whose
+            pattern ever differs from θ₀'s are flagged in ``pattern_kept``.
+
+    Returns:
+        The endpoints, finiteness, pattern flags and gradient-norm sums of every row.
     """
     m = etas.shape[0]
     theta = theta0.expand(m, -1).clone()
@@ -46,13 +68,18 @@ def run_steps(step_losses: Sequence[Loss], theta0: Tensor, etas: Tensor,
     kept = torch.ones(m, dtype=torch.bool)
     gsum = torch.zeros(m, dtype=theta0.dtype)
     base = pattern(theta0) if pattern is not None else None
+    rows_pattern = _rowwise(pattern) if pattern is not None else None
+    cache: dict = {}
     for f in step_losses:
-        loss = vmap(f)(theta)
-        g = vmap(grad(f))(theta)
+        if f not in cache:  # one vectorised (or looped) pair per distinct step loss
+            cache[f] = (_rowwise(f), _rowwise(grad(f)))
+        value, gradient = cache[f]
+        loss = value(theta)
+        g = gradient(theta)
         finite &= torch.isfinite(loss) & torch.isfinite(g).all(dim=1)
         gsum += torch.linalg.vector_norm(g, dim=1)
         theta = theta - etas[:, None] * g
         finite &= torch.isfinite(theta).all(dim=1)
-        if base is not None:
-            kept &= (vmap(pattern)(theta) == base).all(dim=1)
+        if rows_pattern is not None:
+            kept &= (rows_pattern(theta) == base).all(dim=1)
     return Trajectories(theta - theta0, finite, kept, gsum)

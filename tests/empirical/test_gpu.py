@@ -4,9 +4,9 @@ Skipped without a GPU (CI never has one); run with `pytest -m gpu tests/empirica
 import pytest
 import torch
 
-from empirical.finetune import FinetuneConfig, finetune
-from empirical.io import load_tensors
-from empirical.merge import merge
+from tvgrad.empirical.finetune import FinetuneConfig, finetune
+from tvgrad.empirical.io import load_tensors
+from tvgrad.empirical.merge import merge
 
 pytestmark = pytest.mark.gpu
 

@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
-from empirical import finetune as ft
-from empirical.__main__ import main
-from empirical.data import DatasetMissing, load_splits, seeded_split
-from empirical.finetune import FinetuneConfig, finetune
-from empirical.io import load_tensors
-from empirical.merge import merge
-from empirical.model import WeightsMissing, load_clip
-from empirical.report import build
-from empirical.task_vector import TaskVector
-from theory.rounding import compare, sgd_step_tolerance
+from tvgrad.empirical import finetune as ft
+from tvgrad.cli import main
+from tvgrad.empirical.data import DatasetMissing, load_splits, seeded_split
+from tvgrad.empirical.finetune import FinetuneConfig, finetune
+from tvgrad.empirical.io import load_tensors
+from tvgrad.empirical.merge import METHODS, TaskArithmetic, merge
+from tvgrad.empirical.model import WeightsMissing, load_clip
+from tvgrad.empirical.report import build
+from tvgrad.empirical.task_vector import TaskVector
+from tvgrad.theory.rounding import compare, sgd_step_tolerance
 
 
 def cfg(tiny, root, out, dataset="MNIST", **kw):
@@ -62,7 +62,7 @@ def test_task_vector_algebra():
         a + TaskVector({"v": torch.zeros(2)})
 
 
-def test_end_to_end_finetune_merge_report(tiny_model, data_root, tmp_path):
+def test_end_to_end_finetune_merge_report(tiny_model, data_root, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     cfgs = [cfg(tiny_model, data_root, runs, d) for d in ("MNIST", "RESISC45")]
     for c in cfgs:
@@ -74,7 +74,10 @@ def test_end_to_end_finetune_merge_report(tiny_model, data_root, tmp_path):
         tau = TaskVector.load(c.run_dir / "tau.safetensors")
         d = [TaskVector.load(c.run_dir / f"delta_epoch_00{e}.safetensors") for e in (1, 2)]
         assert torch.allclose(sum(d).tensors["conv1.weight"], tau.tensors["conv1.weight"], atol=1e-6)
-    m = merge(cfgs, alphas=(0.5, 1.0))
+    # a method carries its hyperparameters (the α grid); its name is in the output file name
+    monkeypatch.setitem(METHODS, "ta_coarse", TaskArithmetic("ta_coarse", (0.5, 1.0)))
+    m = merge(cfgs, method="ta_coarse")
+    assert m["path"].endswith("merge-ta_coarse-paper-code-seed0.json") and m["method"] == "ta_coarse"
     for kind in ("one_epoch", "converged"):
         k = m["kinds"][kind]
         assert k["best_alpha"] in (0.5, 1.0)

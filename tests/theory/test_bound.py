@@ -6,21 +6,21 @@ import pytest
 import sympy as sp
 import torch
 
-from theory.bound import (ACTIVATION_CONSTANTS, NonSmoothActivation, apriori_error_bound, bounds,
-                          regime_radius, spectral_upper)
-from theory.claims import CLAIMS, HOLDS, VIOLATED
-from theory.nets import ACTIVATIONS, NetSpec
-from theory.problems import Case, Problem
-from theory.spectrum import hessian_spectral_norm_dense, hessian_spectral_norm_lanczos
+from tvgrad.theory.activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, NonSmoothActivation
+from tvgrad.theory.bound import apriori_error_bound, bounds, regime_radius, spectral_upper
+from tvgrad.theory.cases import Case, Problem
+from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED
+from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.spectrum import hessian_spectral_norm_dense, hessian_spectral_norm_lanczos
 
 Z = torch.linspace(-30, 30, 2_000_001, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATION_CONSTANTS))
+@pytest.mark.parametrize("name", sorted(SMOOTH_ACTIVATIONS))
 def test_activation_constants_dominate_a_dense_grid(name):
     """a₁, a₂ ≥ max over a 3·10⁻⁵-spaced grid of |σ'|, |σ''| (autograd), and within 10⁻⁶ of it;
     |σ(z)| ≤ β + κ|z| on the grid."""
-    k = ACTIVATION_CONSTANTS[name]
+    k = ACTIVATIONS[name].constants
     fn = ACTIVATIONS[name].fn
     z = Z.clone().requires_grad_(True)
     d1 = torch.autograd.grad(fn(z).sum(), z, create_graph=True)[0]
@@ -43,7 +43,7 @@ def test_closed_forms_with_sympy():
     assert abs(float(sp.diff(s, z, 3).subs(z, zs))) < 1e-12
     assert abs(abs(float(sp.diff(s, z, 2).subs(z, zs))) - 1 / (6 * math.sqrt(3))) < 1e-12
     phi = sp.exp(-z ** 2 / 2) / sp.sqrt(2 * sp.pi)
-    assert abs(float((2 * phi).subs(z, 0)) - ACTIVATION_CONSTANTS["gelu"].a2) < 1e-6
+    assert abs(float((2 * phi).subs(z, 0)) - ACTIVATIONS["gelu"].constants.a2) < 1e-6
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (40, 7), (3, 64), (1, 9)])
@@ -71,7 +71,7 @@ def test_relu_is_refused_with_a_clear_message():
 def test_relu_second_order_argument_fails_across_a_kink():
     """The smooth argument needs sup|σ''| < ∞. For ReLU, a trajectory that crosses a kink
     changes the gradient by a jump, not by M·‖Δθ‖: the error is first order in η there."""
-    from theory.claims.second_order import check_multi_epoch
+    from tvgrad.theory.claims.second_order import check_multi_epoch
     case = Case(spec=NetSpec(2, (8, 8), 2, "relu"), n=16, epochs=3, seed=3)
     out = check_multi_epoch(case)
     assert out.measurements["pattern_changed_points"] > 0  # kinks crossed at larger η

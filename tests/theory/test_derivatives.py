@@ -10,9 +10,9 @@ wrong formula (a missing term, a transposed block) is off by O(1).
 import pytest
 import torch
 
-from theory.derivatives import dense_hessian, flatten, gradient, hvp, hvp_fwd_rev, hvp_rev_rev
-from theory.nets import NetSpec
-from theory.problems import Case, Problem
+from tvgrad.theory.derivatives import dense_hessian, flatten, gradient, hvp, hvp_fwd_rev, hvp_rev_rev
+from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.cases import Case, Problem
 
 REL_TOL = 1e-10
 
@@ -82,12 +82,12 @@ def test_planted_wrong_hvp_is_caught():
 
 
 def test_mismatched_shapes_are_clear_errors():
-    from theory.errors import InvalidInput
+    from tvgrad.errors import InvalidInput
     prob = Problem.build(FACTORIES["tanh-mse-depth1"](0))
     f, th = prob.loss_fn(0), prob.theta0
     with pytest.raises(InvalidInput, match=r"v\[theta\] has shape \(3,\), theta has \(\d+,\)"):
         hvp(f, th, torch.ones(3, dtype=th.dtype))
-    with pytest.raises(InvalidInput, match=r"parameter vector has 5 entries, the network has \d+"):
+    with pytest.raises(InvalidInput, match=r"parameter vector has 5 entries, the model has \d+"):
         prob.layout.unflatten(torch.ones(5))
     with pytest.raises(InvalidInput, match="v has keys"):
         hvp_fwd_rev(lambda p: (p["a"] ** 2).sum(), {"a": torch.ones(2)}, {"b": torch.ones(2)})

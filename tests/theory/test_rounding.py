@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from theory.rounding import compare, gamma, sgd_step_tolerance, sum_tolerance, unit_roundoff
+from tvgrad.theory.rounding import compare, gamma, sgd_step_tolerance, sum_tolerance, unit_roundoff
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -5,9 +5,9 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from theory.nets import NetSpec
-from theory.problems import Case
-from theory.strategies import cases, edge_cases, log_uniform, net_specs
+from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.cases import Case
+from tvgrad.theory.strategies import cases, edge_cases, log_uniform, net_specs
 
 
 def _draw(strategy):

@@ -8,12 +8,16 @@ import math
 import torch
 from hypothesis import strategies as st
 
+from dataclasses import replace
+from typing import Mapping
+
 from .. import strategies
-from ..bound import (apriori_error_bound, bounds, regime_radius, sgd_epoch_error_bound,
-                     sgd_regime, trajectory_error_bound)
+from ..activations import ACTIVATIONS, SMOOTH_ACTIVATIONS
+from ..bound import (BoundTerms, apriori_error_bound, bounds, regime_radius,
+                     sgd_epoch_error_bound, sgd_regime, trajectory_error_bound)
+from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient
-from ..nets import SMOOTH_ACTIVATIONS, NetSpec
-from ..problems import Case, Problem, batch_sequence
+from ..nets import NetSpec
 from ..spectrum import hessian_spectral_norm
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
@@ -26,11 +30,21 @@ def _eig_slack(p: int) -> float:
     return 10 * p * U64
 
 
-SCALE = {None: 1.0, "bound_times_half": 0.5}
+# The terms a planted variant may replace: the bound's constants, and a factor on the bound.
+BOUND_TERMS: Mapping = {
+    "activation": BoundTerms.activation,   # name ↦ (a₁, a₂, β, κ, sup|σ|)
+    "c2": BoundTerms.c2,                   # loss ↦ c₂
+    "jacobian": BoundTerms.jacobian,       # per-layer Jacobian coefficients used
+    "scale": 1.0,                          # the bound as derived
+}
 
 
-def _ablate(variant: str | None) -> str | None:
-    return variant if variant in ("a2_zero", "c2_omitted", "last_layer_only") else None
+def _terms(terms: Mapping) -> tuple[BoundTerms, float]:
+    return (BoundTerms(terms["activation"], terms["c2"], terms["jacobian"]), terms["scale"])
+
+
+def _last_layer_only(c):
+    return c * (torch.arange(c.shape[1]) == c.shape[1] - 1).to(c)
 
 
 @st.composite
@@ -47,7 +61,7 @@ def bound_cases(draw, *, error: bool = False) -> Case:
                    y_scale=draw(st.sampled_from((1.0, 10.0))))
 
 
-def _points(prob: Problem, R: float, f, seed: int):
+def _points(prob: FFNProblem, R: float, f, seed: int):
     """θ₀, random points at radius R/2 and R, and θ₀ ± R·(top eigenvector of H(θ₀)); also
     returns ‖H(θ₀)‖₂, which the top eigenvector's computation gives for free."""
     th = prob.theta0
@@ -61,13 +75,14 @@ def _points(prob: Problem, R: float, f, seed: int):
     return pts, norm0
 
 
-def check_hessian_bound(case: Case, variant: str | None = None) -> Outcome:
+def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     """M(R) ≥ ‖∇²L(θ)‖₂ at θ₀ and at points of the ball (surface along the top eigenvector)."""
-    prob = Problem.build(case)
+    prob = FFNProblem(case)
     R = case.radius or case.eta
     f = prob.loss_fn(0)
-    b = bounds(prob, R, ablate=_ablate(variant))
-    M = b.M * SCALE.get(variant, 1.0)
+    bt, scale = _terms(terms)
+    b = bounds(prob, R, terms=bt)
+    M = b.M * scale
     worst, ratios = 0.0, {}
     pts, norm0 = _points(prob, R, f, case.seed)
     for name, th in pts:
@@ -81,12 +96,13 @@ def check_hessian_bound(case: Case, variant: str | None = None) -> Outcome:
                            "exact_over_bound_theta0": ratios["theta0"]})
 
 
-def check_gradient_bound(case: Case, variant: str | None = None) -> Outcome:
+def check_gradient_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     """G(R) ≥ ‖∇L(θ)‖ at the same points."""
-    prob = Problem.build(case)
+    prob = FFNProblem(case)
     R = case.radius or case.eta
     f = prob.loss_fn(0)
-    G = bounds(prob, R, ablate=_ablate(variant)).G * SCALE.get(variant, 1.0)
+    bt, scale = _terms(terms)
+    G = bounds(prob, R, terms=bt).G * scale
     worst = 0.0
     for name, th in _points(prob, R, f, case.seed)[0]:
         gn = float(gradient(f, th).norm())
@@ -97,18 +113,19 @@ def check_gradient_bound(case: Case, variant: str | None = None) -> Outcome:
     return Outcome(HOLDS, {"G": G, "R": R, "exact_over_bound": worst})
 
 
-def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
+def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     """‖τ⁽ᵏ⁾ + kηg‖ ≤ η²M(R)G(R)k(k−1)/2 (a priori) and ≤ ηM(R_t)Σ‖θ_i − θ₀‖ (trajectory),
     on examples inside the regime kηG(R) ≤ R; the others are counted as inconclusive."""
-    prob = Problem.build(case)
+    prob = FFNProblem(case)
+    bt, scale = _terms(terms)
     f, th, k, eta = prob.loss_fn(0), prob.theta0, case.epochs, case.eta
     g = gradient(f, th)
     R = regime_radius(prob, k, eta, float(g.norm()))
     meas = {"eta": eta, "k": k}
     if R is None:
         return Outcome(INCONCLUSIVE, meas, "outside the regime: no R with kηG(R) ≤ R")
-    ab = bounds(prob, R, ablate=_ablate(variant))
-    apriori = apriori_error_bound(ab, eta, k) * SCALE.get(variant, 1.0)
+    ab = bounds(prob, R, terms=bt)
+    apriori = apriori_error_bound(ab, eta, k) * scale
     # the actual trajectory, with every iterate's distance to θ₀
     theta, dists = th.clone(), []
     for _ in range(k):
@@ -119,8 +136,7 @@ def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
     floor = float(trajectory_floor(float(th.norm()), tau[None], torch.tensor([eta], dtype=th.dtype),
                                    k, torch.tensor([k * float(g.norm())], dtype=th.dtype), 0.0)[0])
     R_t = max(dists + [float(tau.norm())])
-    traj = trajectory_error_bound(bounds(prob, R_t, ablate=_ablate(variant)).M, eta, dists) \
-        * SCALE.get(variant, 1.0)
+    traj = trajectory_error_bound(bounds(prob, R_t, terms=bt).M, eta, dists) * scale
     naive = apriori_error_bound(bounds(prob, R, naive=True), eta, k)
     exact_H, _ = hessian_spectral_norm(f, th)
     # tightness ratios only where the actual error is resolved (≥ 100× its rounding floor)
@@ -147,8 +163,7 @@ def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
             for fb in fs:
                 theta = theta - eta * gradient(fb, theta)
             s_actual = float((theta - th + eta * sum(gs)).norm())
-            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs, ablate=_ablate(variant)) \
-                * SCALE.get(variant, 1.0)
+            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs, terms=bt) * scale
             meas.update(sgd_actual=s_actual, sgd_bound=s_bound,
                         sgd_actual_over_bound=s_actual / s_bound if (s_bound > 0 and s_actual >= 100 * floor) else math.nan)
             if s_actual - floor > s_bound:
@@ -160,8 +175,10 @@ def check_error_bound(case: Case, variant: str | None = None) -> Outcome:
 PROBE = "tightness probe: rejected only on examples where the bound is within 2×"
 # Planted wrong M(R): both claims that use M reject the same two ablations.
 M_ABLATIONS = (
-    Variant("a2_zero", "a₂ = sup|σ''| set to 0 (the σ'' part of the network's curvature ignored)"),
-    Variant("c2_omitted", "loss curvature c₂ omitted in M (Gauss–Newton term dropped)"),
+    Variant("a2_zero", "a₂ = sup|σ''| set to 0 (the σ'' part of the network's curvature ignored)",
+            {"activation": lambda name: replace(ACTIVATIONS[name].bound_constants(), a2=0.0)}),
+    Variant("c2_omitted", "loss curvature c₂ omitted in M (Gauss–Newton term dropped)",
+            {"c2": lambda loss: 0.0}),
 )
 _edge = (Case(spec=NetSpec(1, (1,), 1, "tanh"), n=1, seed=1, eta=0.01, epochs=2, radius=0.01),
          Case(spec=NetSpec(2, (3,), 2, "sigmoid"), loss="cross_entropy", n=4, seed=2, eta=0.01,
@@ -178,9 +195,10 @@ FFN_HESSIAN_BOUND = Claim(
     id="ffn_hessian_bound", title="M(R) bounds the Hessian norm over the ball",
     statement=r"M(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla^2 L(\theta)\|_2",
     check=check_hessian_bound, strategy=lambda: bound_cases(), case_type=Case,
-    variants=(Variant("bound_times_half", "M(R)/2 — " + PROBE, must_reject=False),
+    variants=(Variant("bound_times_half", "M(R)/2 — " + PROBE, {"scale": 0.5},
+                      must_reject=False),
               *M_ABLATIONS),
-    examples=_edge,
+    terms=BOUND_TERMS, examples=_edge,
     notes="Exact ‖∇²L‖₂ by dense torch.func.hessian + eigh at θ₀, θ₀ ± R·v_top and random points "
           "at R/2 and R; slack 10·p·u·‖H‖ for the eigensolver (Weyl). docs/bound.md.")
 
@@ -188,9 +206,11 @@ FFN_GRADIENT_BOUND = Claim(
     id="ffn_gradient_bound", title="G(R) bounds the gradient norm over the ball",
     statement=r"G(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla L(\theta)\|",
     check=check_gradient_bound, strategy=lambda: bound_cases(), case_type=Case,
-    variants=(Variant("bound_times_half", "G(R)/2 — " + PROBE, must_reject=False),
-              Variant("last_layer_only", "Jacobian bound of the output layer's parameters only")),
-    examples=_edge, notes="Same points as ffn_hessian_bound. docs/bound.md.")
+    variants=(Variant("bound_times_half", "G(R)/2 — " + PROBE, {"scale": 0.5},
+                      must_reject=False),
+              Variant("last_layer_only", "Jacobian bound of the output layer's parameters only",
+                      {"jacobian": _last_layer_only})),
+    terms=BOUND_TERMS, examples=_edge, notes="Same points as ffn_hessian_bound. docs/bound.md.")
 
 FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     id="ffn_second_order_error_bound",
@@ -199,8 +219,9 @@ FFN_SECOND_ORDER_ERROR_BOUND = Claim(
                r"\le R;\quad \le \eta M(R_t)\sum_{i<k}\|\theta_i-\theta_0\|;\quad "
                r"\text{SGD epoch: } \|\tau+\eta\sum_b g_b\| \le \eta^2\sum_b M_b\sum_{c<b}G_c"),
     check=check_error_bound, strategy=lambda: bound_cases(error=True), case_type=Case,
-    variants=(Variant("bound_times_half", "both bounds halved — " + PROBE, must_reject=False),
+    variants=(Variant("bound_times_half", "both bounds halved — " + PROBE, {"scale": 0.5},
+                      must_reject=False),
               *M_ABLATIONS),
-    examples=_edge,
+    terms=BOUND_TERMS, examples=_edge,
     notes="Examples outside the regime (no R with kηG(R) ≤ R) are inconclusive, never passed. "
           "Tightness: actual/a-priori, actual/trajectory, actual/naive in the statistics.")

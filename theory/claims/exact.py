@@ -7,79 +7,110 @@ the derived per-coordinate rounding tolerance of :mod:`theory.rounding`.
 
 from __future__ import annotations
 
-import copy
+from typing import Mapping
 
 import torch
 from torch import Tensor
 
+from ...errors import InvalidInput, check_lr
 from .. import strategies
-from ..nets import loss_value
-from ..problems import Case, Problem
+from ..cases import Case, FFNProblem
+from ..module_problem import ModuleProblem
 from ..rounding import U64, compare, gamma, sgd_step_tolerance, sum_tolerance, unit_roundoff
 from .base import DIVERGED, HOLDS, VIOLATED, Claim, Outcome, Variant
 
 DTYPES = (torch.float64, torch.float32)
 
 
-def _flat(module: torch.nn.Module, attr: str = "data") -> Tensor:
-    return torch.cat([getattr(p, attr).detach().reshape(-1) for p in module.parameters()])
+def _flat(params: list[torch.nn.Parameter], attr: str = "data") -> Tensor:
+    return torch.cat([getattr(p, attr).detach().reshape(-1) for p in params])
 
 
-def task_gradient(prob: Problem, tasks: list[int]) -> tuple[torch.nn.Module, Tensor, Tensor]:
+def task_gradient(prob: ModuleProblem, tasks: list[int]) -> tuple[torch.nn.Module, Tensor, Tensor]:
     """A fresh copy of the θ₀ module with ``.grad`` = ∇ Σ_{t∈tasks} L_t (one backward of the
     summed per-task losses, as multitask training does). Returns (module, loss, flat grad)."""
-    module = copy.deepcopy(prob.module)
+    module = prob.module_at_theta0()
     module.zero_grad(set_to_none=True)
-    loss = sum(loss_value(prob.case.loss, module(prob.data[t].x), prob.data[t].y) for t in tasks)
+    loss = prob.module_loss(module, tasks)
     loss.backward()
-    return module, loss.detach(), _flat(module, "grad")
+    return module, loss.detach(), _flat(prob.trainable(module), "grad")
 
 
-def sgd_step(module: torch.nn.Module, lr: float) -> Tensor:
+def sgd_step(prob: ModuleProblem, module: torch.nn.Module, lr: float) -> Tensor:
     """``torch.optim.SGD(lr).step()`` on the module's current ``.grad``; returns flat θ₁."""
-    torch.optim.SGD(module.parameters(), lr=lr).step()
-    return _flat(module)
+    params = prob.trainable(module)
+    torch.optim.SGD(params, lr=lr).step()
+    return _flat(params)
 
 
-def finetune_one_epoch(prob: Problem, task: int, lr: float) -> tuple[Tensor, Tensor, Tensor]:
+def finetune_one_epoch(prob: ModuleProblem, task: int, lr: float) -> tuple[Tensor, Tensor, Tensor]:
     """One full-batch epoch of task ``task``: returns (τ̂ = θ₁ − θ₀, ĝ, loss at θ₁)."""
     module, _, g = task_gradient(prob, [task])
-    theta1 = sgd_step(module, lr)
+    theta1 = sgd_step(prob, module, lr)
     with torch.no_grad():
-        loss1 = loss_value(prob.case.loss, module(prob.data[task].x), prob.data[task].y)
+        loss1 = prob.module_loss(module, [task])
     return theta1 - prob.theta0, g, loss1
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 # -- claim 1 --------------------------------------------------------------------------------
+ONE_EPOCH_TERMS: Mapping = {
+    "update": lambda eta, g: -eta * g,   # τ⁽¹⁾ = −η g
+    "tolerance": lambda tol: tol,        # the derived per-coordinate rounding bound
+}
 ONE_EPOCH_VARIANTS = (
-    Variant("sign_flipped", "τ⁽¹⁾ = +η g"),
-    Variant("lr_off_by_1e-4", "τ⁽¹⁾ = −η(1 + 10⁻⁴) g: the tolerance must resolve a 10⁻⁴ relative error"),
-    Variant("no_tolerance", "τ⁽¹⁾ = −η g to the last bit (tolerance 0): rounding is real"),
+    Variant("sign_flipped", "τ⁽¹⁾ = +η g", {"update": lambda eta, g: eta * g}),
+    Variant("lr_off_by_1e-4", "τ⁽¹⁾ = −η(1 + 10⁻⁴) g: the tolerance must resolve a 10⁻⁴ relative error",
+            {"update": lambda eta, g: -(1 + 1e-4) * eta * g}),
+    Variant("no_tolerance", "τ⁽¹⁾ = −η g to the last bit (tolerance 0): rounding is real",
+            {"tolerance": lambda tol: torch.zeros_like(tol)}),
 )
 
 
-def check_one_epoch_exact(case: Case, variant: str | None = None) -> Outcome:
-    """τ⁽¹⁾ = −η g per coordinate within ``sgd_step_tolerance``, in float64 and float32."""
+def one_epoch_on(problem: ModuleProblem, terms: Mapping = ONE_EPOCH_TERMS, *,
+                 eta: float = 1e-2) -> Outcome:
+    """One full-batch epoch is one gradient step, in float64 and float32.
+
+    .. math::
+
+        \\hat\\tau^{(1)} = \\mathrm{fl}(\\theta_1) - \\theta_0 = -\\eta\\,\\hat g
+        \\quad\\text{per coordinate within } u(1+u)|\\theta_0| + (\\gamma_2 + u(1+\\gamma_2)(2+u))|\\eta\\hat g|
+
+    The module is finetuned with ``torch.optim.SGD`` and θ₀ subtracted, as a user computes a
+    task vector (:func:`tvgrad.theory.rounding.sgd_step_tolerance` derives the tolerance).
+
+    Args:
+        problem: any problem (its first task is used).
+        terms: the claim's terms (or a planted variant's).
+        eta: the learning rate η > 0.
+
+    Returns:
+        ``holds``, ``violated`` (with the worst coordinates) or ``diverged``.
+    """
+    eta = check_lr(eta, "eta")
     meas = {}
-    coef = {None: -1.0, "sign_flipped": 1.0, "lr_off_by_1e-4": -(1 + 1e-4),
-            "no_tolerance": -1.0}[variant]
     for dtype in DTYPES:
-        name = str(dtype).removeprefix("torch.")
-        prob = Problem.build(case, dtype)
-        tau, g, loss1 = finetune_one_epoch(prob, 0, case.eta)
+        name = _dtype_name(dtype)
+        prob = problem.to(dtype)
+        tau, g, loss1 = finetune_one_epoch(prob, 0, eta)
         if not (torch.isfinite(loss1) and torch.isfinite(tau).all()):
             return Outcome(DIVERGED, meas, f"{name}: loss after one epoch is {loss1.item()}")
-        tol = sgd_step_tolerance(prob.theta0, g, case.eta)
-        if variant == "no_tolerance":
-            tol = torch.zeros_like(tol)
-        expected = coef * case.eta * g.double()
-        cmp = compare(tau, expected, tol, f"τ⁽¹⁾ vs −ηg ({name})")
+        tol = terms["tolerance"](sgd_step_tolerance(prob.theta0, g, eta))
+        cmp = compare(tau, terms["update"](eta, g.double()), tol, f"τ⁽¹⁾ vs −ηg ({name})")
         meas[f"max_ratio_{name}"] = cmp.max_ratio
         meas[f"max_abs_{name}"] = cmp.max_abs
         meas[f"grad_norm_{name}"] = float(g.double().norm())
         if not cmp.ok:
             return Outcome(VIOLATED, meas, cmp.report)
     return Outcome(HOLDS, meas)
+
+
+def check_one_epoch_exact(case: Case, terms: Mapping = ONE_EPOCH_TERMS) -> Outcome:
+    """:func:`one_epoch_on` on the problem of ``case`` with η = ``case.eta``."""
+    return one_epoch_on(FFNProblem(case), terms, eta=case.eta)
 
 
 ONE_EPOCH_EXACT = Claim(
@@ -90,36 +121,71 @@ ONE_EPOCH_EXACT = Claim(
     strategy=lambda: strategies.cases(eta=(1e-6, 10.0)),
     case_type=Case,
     variants=ONE_EPOCH_VARIANTS,
+    terms=ONE_EPOCH_TERMS,
     examples=strategies.edge_cases(epochs=1)
     + strategies.edge_cases(epochs=1, activation="relu")[:1],
     notes="Per coordinate |τ̂ + ηĝ| ≤ u(1+u)|θ₀| + (γ₂ + u(1+γ₂)(2+u))|ηĝ| "
           "(theory.rounding.sgd_step_tolerance), float64 and float32; relu included (no "
           "derivative beyond the gradient is involved).",
+    on_problem=one_epoch_on,
+    params={"eta": 1e-2},
 )
 
 
 # -- claim 2 --------------------------------------------------------------------------------
 ALPHAS = (1.0, 0.37)
 
+TA_TERMS: Mapping = {
+    # (a) Σ_t τ_t = one step of rate η with the gradient G of Σ_t L_t: (gradient used, rate)
+    "mtl_step": lambda G, T, eta: (G, eta),
+    # (b) θ₀ + αΣ_t τ_t = one step of rate αTη on the mean loss (gradient G/T)
+    "merged_lr": lambda alpha, T, eta: alpha * T * eta,
+}
 TA_VARIANTS = (
-    Variant("mean_instead_of_sum", "Σ_t τ_t equals one step of rate η on the *mean* loss"),
-    Variant("alpha_lr_without_T", "θ₀ + αΣ_t τ_t equals one step of rate α·η on the mean loss"),
-    Variant("sign_flipped", "Σ_t τ_t equals one step of rate −η on Σ_t L_t"),
+    Variant("mean_instead_of_sum", "Σ_t τ_t equals one step of rate η on the *mean* loss",
+            {"mtl_step": lambda G, T, eta: (G / T, eta)}),
+    Variant("alpha_lr_without_T", "θ₀ + αΣ_t τ_t equals one step of rate α·η on the mean loss",
+            {"merged_lr": lambda alpha, T, eta: alpha * 1 * eta}),
+    Variant("sign_flipped", "Σ_t τ_t equals one step of rate −η on Σ_t L_t",
+            {"mtl_step": lambda G, T, eta: (-G, eta)}),
 )
 
 
-def _step_from_grad(prob: Problem, grad_vec: Tensor, lr: float) -> Tensor:
+def _step_from_grad(prob: ModuleProblem, grad_vec: Tensor, lr: float) -> Tensor:
     """θ₁ = SGD step of rate ``lr`` from θ₀ with the given flat gradient (as a module)."""
-    module = copy.deepcopy(prob.module)
+    module = prob.module_at_theta0()
     i = 0
-    for p in module.parameters():
+    for p in prob.trainable(module):
         p.grad = grad_vec[i:i + p.numel()].reshape(p.shape).clone()
         i += p.numel()
-    return sgd_step(module, lr)
+    return sgd_step(prob, module, lr)
 
 
-def check_ta_equals_mtl_step(case: Case, variant: str | None = None) -> Outcome:
-    """Σ_t τ_t⁽¹⁾ vs one step on Σ_t L_t; θ₀ + αΣ_t τ_t vs one step of rate αTη on the mean.
+def _merged_tolerance(S: Tensor, err_S: Tensor, G: Tensor, err_G: Tensor, merged: Tensor,
+                      mtl: Tensor, alpha: float, lr: float, T: int, dtype: torch.dtype) -> Tensor:
+    """Tolerance of part (b), θ₀ + αΣ_t τ_t vs the mean-loss step (see ta_equals_mtl_on)."""
+    u = unit_roundoff(dtype)
+    alpha_t = float(torch.tensor(alpha, dtype=dtype))
+    lr_t = float(torch.tensor(lr, dtype=dtype))
+    Sd, Gd, gbd = S.double(), G.double(), (G / T).double()
+    err_m = (abs(alpha_t - alpha) * Sd.abs() + alpha * err_S + u * abs(alpha_t) * Sd.abs()
+             + u / (1 - u) * merged.double().abs())
+    lr_exact_err = gamma(2, U64) * lr + u * (1 + gamma(2, U64)) * lr
+    err_s = (u * lr_t * gbd.abs() + lr_exact_err * gbd.abs()
+             + lr * (err_G / T + u * Gd.abs() / T))
+    err_mtl = err_s + u / (1 - u) * mtl.double().abs()
+    return (err_m + err_mtl) * (1 + 16 * U64)
+
+
+def ta_equals_mtl_on(problem: ModuleProblem, terms: Mapping = TA_TERMS, *,
+                     eta: float = 1e-2) -> Outcome:
+    """Task arithmetic of one-epoch task vectors is one multitask gradient step.
+
+    .. math::
+
+        \\sum_t \\tau_t^{(1)} = -\\eta\\,\\nabla\\Big(\\sum_t L_t\\Big)(\\theta_0),\\qquad
+        \\theta_0 + \\alpha\\sum_t\\tau_t^{(1)} = \\theta_0 - \\alpha T\\eta\\,
+        \\nabla\\Big(\\tfrac1T\\sum_t L_t\\Big)(\\theta_0),\\quad \\alpha \\in \\{1, 0.37\\}
 
     Tolerances (per coordinate, exact reference −ηΣ_t ĝ_t with ĝ_t the per-task gradients):
 
@@ -133,23 +199,29 @@ def check_ta_equals_mtl_step(case: Case, variant: str | None = None) -> Outcome:
 
     The mean-loss gradient is formed as ∇(Σ_t L_t)/T: backpropagating the mean instead
     rounds inside the backward pass, which this bound does not cover.
+
+    Args:
+        problem: a problem with T ≥ 2 tasks.
+        terms: the claim's terms (or a planted variant's).
+        eta: the learning rate η > 0.
     """
-    if case.tasks < 2:
-        return Outcome(HOLDS, {"note": "T = 1 is claim one_epoch_exact"})
+    eta = check_lr(eta, "eta")
+    T = problem.num_tasks
+    if T < 2:
+        raise InvalidInput(f"ta_equals_mtl_step needs a problem with at least 2 tasks, got {T} "
+                           f"(pass tasks=[...] to ModuleProblem)")
     meas = {}
-    T = case.tasks
     for dtype in DTYPES:
-        name = str(dtype).removeprefix("torch.")
-        u = unit_roundoff(dtype)
-        prob = Problem.build(case, dtype)
+        name = _dtype_name(dtype)
+        prob = problem.to(dtype)
         taus, grads, tols = [], [], []
         for t in range(T):
-            tau, g, loss1 = finetune_one_epoch(prob, t, case.eta)
+            tau, g, loss1 = finetune_one_epoch(prob, t, eta)
             if not (torch.isfinite(loss1) and torch.isfinite(tau).all()):
                 return Outcome(DIVERGED, meas, f"{name}: task {t} loss after one epoch {loss1.item()}")
             taus.append(tau)
             grads.append(g)
-            tols.append(sgd_step_tolerance(prob.theta0, g, case.eta))
+            tols.append(sgd_step_tolerance(prob.theta0, g, eta))
         S = taus[0]
         for t in taus[1:]:
             S = S + t
@@ -157,15 +229,10 @@ def check_ta_equals_mtl_step(case: Case, variant: str | None = None) -> Outcome:
         _, _, G = task_gradient(prob, list(range(T)))
         err_G = sum_tolerance(grads)  # |Ĝ − Σ ĝ_t|
 
-        # (a) Σ_t τ_t vs one step on Σ_t L_t (or a variant's step)
-        if variant == "mean_instead_of_sum":
-            grad_used, lr = G / T, case.eta
-        elif variant == "sign_flipped":
-            grad_used, lr = -G, case.eta
-        else:
-            grad_used, lr = G, case.eta
+        # (a) Σ_t τ_t vs one step on Σ_t L_t
+        grad_used, lr = terms["mtl_step"](G, T, eta)
         delta = _step_from_grad(prob, grad_used, lr) - prob.theta0
-        tol_a = err_S + sgd_step_tolerance(prob.theta0, grad_used, lr) + case.eta * err_G
+        tol_a = err_S + sgd_step_tolerance(prob.theta0, grad_used, lr) + eta * err_G
         cmp = compare(S, delta, tol_a, f"Σ_t τ_t vs MTL step ({name}, T={T})")
         meas[f"max_ratio_sum_{name}"] = cmp.max_ratio
         if not cmp.ok:
@@ -173,26 +240,21 @@ def check_ta_equals_mtl_step(case: Case, variant: str | None = None) -> Outcome:
 
         # (b) θ₀ + α Σ_t τ_t vs one step of rate α T η on the mean loss
         for alpha in ALPHAS:
-            alpha_t = float(torch.tensor(alpha, dtype=dtype))
             merged = prob.theta0 + alpha * S
-            lr = alpha * (1 if variant == "alpha_lr_without_T" else T) * case.eta
-            gbar = G / T
-            mtl = _step_from_grad(prob, gbar, lr)
-            lr_t = float(torch.tensor(lr, dtype=dtype))
-            Sd, Gd, gbd = S.double(), G.double(), gbar.double()
-            err_m = (abs(alpha_t - alpha) * Sd.abs() + alpha * err_S + u * abs(alpha_t) * Sd.abs()
-                     + u / (1 - u) * merged.double().abs())
-            lr_exact_err = gamma(2, U64) * lr + u * (1 + gamma(2, U64)) * lr
-            err_s = (u * lr_t * gbd.abs() + lr_exact_err * gbd.abs()
-                     + lr * (err_G / T + u * Gd.abs() / T))
-            err_mtl = err_s + u / (1 - u) * mtl.double().abs()
-            tol_b = (err_m + err_mtl) * (1 + 16 * U64)
+            lr = terms["merged_lr"](alpha, T, eta)
+            mtl = _step_from_grad(prob, G / T, lr)
+            tol_b = _merged_tolerance(S, err_S, G, err_G, merged, mtl, alpha, lr, T, dtype)
             cmp = compare(merged, mtl, tol_b,
                           f"θ₀ + αΣτ vs step of rate αTη on the mean ({name}, α={alpha})")
             meas[f"max_ratio_alpha{alpha:g}_{name}"] = cmp.max_ratio
             if not cmp.ok:
                 return Outcome(VIOLATED, meas, cmp.report)
     return Outcome(HOLDS, meas)
+
+
+def check_ta_equals_mtl_step(case: Case, terms: Mapping = TA_TERMS) -> Outcome:
+    """:func:`ta_equals_mtl_on` on the problem of ``case`` with η = ``case.eta``."""
+    return ta_equals_mtl_on(FFNProblem(case), terms, eta=case.eta)
 
 
 TA_EQUALS_MTL_STEP = Claim(
@@ -205,6 +267,9 @@ TA_EQUALS_MTL_STEP = Claim(
     strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, max_n=32, eta=(1e-6, 10.0)),
     case_type=Case,
     variants=TA_VARIANTS,
+    terms=TA_TERMS,
     examples=strategies.edge_cases(tasks=2, epochs=1) + strategies.edge_cases(tasks=5, epochs=1)[:1],
     notes="Derived tolerance: per-task step bounds + γ_{T−1} summation bounds (see docstring).",
+    on_problem=ta_equals_mtl_on,
+    params={"eta": 1e-2},
 )

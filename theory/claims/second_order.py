@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import Callable, Sequence
+from types import SimpleNamespace
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from ...errors import InvalidInput, check_lr, check_positive_int
 from .. import strategies
+from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient, hvp
-from ..nets import get_activation
-from ..problems import Case, Problem, batch_sequence
+from ..module_problem import ModuleProblem
 from ..training import run_steps
 from .base import Claim, Outcome, Variant
-from .exact import check_one_epoch_exact, check_ta_equals_mtl_step
+from .exact import one_epoch_on, ta_equals_mtl_on
 from .expansion import GridEval, adaptive_grid_check, trajectory_floor
 
 U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
@@ -38,29 +40,19 @@ class Run:
     first: Tensor
 
 
-def _pattern(prob: Problem) -> Callable[[Tensor], Tensor] | None:
-    if get_activation(prob.case.spec.activation).smooth:
-        return None
-
-    def pattern(theta: Tensor) -> Tensor:
-        return torch.cat([torch.cat([z.reshape(-1) > 0 for z in prob.preactivations(theta, t)])
-                          for t in range(prob.case.tasks)])
-
-    return pattern
-
-
-def gradient_rounding(prob: Problem, tasks: range | list[int] = (0,)) -> float:
+def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> float:
     """ε_g ≈ ‖ĝ₆₄ − ĝ₃₂‖·u₆₄/u₃₂: estimated rounding error of one float64 gradient (the
-    largest over the given tasks' losses); ``prob`` is the float64 problem already built."""
-    p32 = Problem.build(prob.case, torch.float32)
+    largest over the given tasks' losses); ``prob`` is the float64 problem, its float32 twin
+    comes from ``prob.to(torch.float32)``."""
+    p32 = prob.to(torch.float32)
     return max(float((gradient(prob.loss_fn(t), prob.theta0)
                       - gradient(p32.loss_fn(t), p32.theta0).double()).norm())
                for t in tasks) / U32_OVER_U64
 
 
-def _evaluate(prob: Problem, runs: list[Run], combine: Callable[[list[Tensor]], Tensor],
+def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tensor]], Tensor],
               eps_g: float) -> Callable[[Tensor], GridEval]:
-    pattern = _pattern(prob)
+    pattern = prob.pattern
     th_norm = float(prob.theta0.norm())
 
     def evaluate(etas: Tensor) -> GridEval:
@@ -87,39 +79,71 @@ def _evaluate(prob: Problem, runs: list[Run], combine: Callable[[list[Tensor]], 
     return evaluate
 
 
+def _float64(problem: ModuleProblem) -> ModuleProblem:
+    if not isinstance(problem, ModuleProblem):
+        raise InvalidInput(f"expected a tvgrad.ModuleProblem, got {type(problem).__name__}")
+    return problem.to(torch.float64)
+
+
 # -- claim 3: multi-epoch GD -------------------------------------------------------------------
+# Terms of ``e`` = SimpleNamespace(k, g = ∇L(θ₀), hvp = v ↦ ∇²L(θ₀)v, theta0).
+MULTI_TERMS: Mapping = {
+    "first_order": lambda e: -e.k * e.g,                       # −kηg
+    "second_order": lambda e: comb(e.k, 2) * e.hvp(e.g),       # C(k,2)η²Hg
+}
+
+
+def _wrong_vector(e) -> Tensor:
+    w = e.theta0 * (e.g.norm() / e.theta0.norm().clamp_min(1e-300))
+    return comb(e.k, 2) * e.hvp(w)
+
+
 MULTI_EPOCH_VARIANTS = (
-    Variant("coefficient_k2_over_2", "τ⁽ᵏ⁾ = −kηg + (k²/2) η² Hg"),
-    Variant("sign_flipped", "τ⁽ᵏ⁾ = −kηg − C(k,2) η² Hg"),
-    Variant("hessian_wrong_vector", "τ⁽ᵏ⁾ = −kηg + C(k,2) η² H v, v = θ₀ rescaled to ‖g‖"),
-    Variant("first_order_k_minus_1", "τ⁽ᵏ⁾ = −(k−1)ηg + C(k,2) η² Hg"),
+    Variant("coefficient_k2_over_2", "τ⁽ᵏ⁾ = −kηg + (k²/2) η² Hg",
+            {"second_order": lambda e: (e.k * e.k / 2) * e.hvp(e.g)}),
+    Variant("sign_flipped", "τ⁽ᵏ⁾ = −kηg − C(k,2) η² Hg",
+            {"second_order": lambda e: -(comb(e.k, 2) * e.hvp(e.g))}),
+    Variant("hessian_wrong_vector", "τ⁽ᵏ⁾ = −kηg + C(k,2) η² H v, v = θ₀ rescaled to ‖g‖",
+            {"second_order": _wrong_vector}),
+    Variant("first_order_k_minus_1", "τ⁽ᵏ⁾ = −(k−1)ηg + C(k,2) η² Hg",
+            {"first_order": lambda e: -(e.k - 1) * e.g}),
 )
 
 
-def check_multi_epoch(case: Case, variant: str | None = None) -> Outcome:
-    """τ⁽ᵏ⁾ = −kηg + C(k,2)η²Hg + O(η³) for k full-batch GD epochs (float64)."""
-    k = case.epochs
-    if k == 1 and variant is None:
-        return check_one_epoch_exact(case)  # C(1,2) = 0: the expansion is exact
-    prob = Problem.build(case)
-    f = prob.loss_fn(0)
-    th = prob.theta0
+def multi_epoch_on(problem: ModuleProblem, terms: Mapping = MULTI_TERMS, *, k: int = 2,
+                   eta: float = 1e-2) -> Outcome:
+    """k epochs of full-batch GD: first order exact, second order C(k,2)η²Hg (float64).
+
+    .. math::
+
+        \\tau^{(k)} = -k\\eta\\,g + \\binom{k}{2}\\eta^2 H g + O(\\eta^3),\\qquad
+        g = \\nabla L(\\theta_0),\\ H = \\nabla^2 L(\\theta_0)
+
+    checked by the log-log slopes of the two residuals over an automatic η grid
+    (:mod:`tvgrad.theory.claims.expansion`).
+
+    Args:
+        problem: any problem (its first task's full data; run in float64).
+        terms: the claim's terms (or a planted variant's).
+        k: number of epochs ≥ 1 (k = 1 is the exact claim, checked with ``eta``).
+        eta: learning rate of the k = 1 check (the slopes use their own η grid).
+    """
+    k = check_positive_int(k, "k (epochs)")
+    if k == 1 and terms is MULTI_TERMS:
+        return one_epoch_on(problem, eta=eta)  # C(1,2) = 0: the expansion is exact
+    prob = _float64(problem)
+    f, th = prob.loss_fn(0), prob.theta0
     g = gradient(f, th)
-    c = comb(k, 2)
-    v1, v2 = -k * g, c * hvp(f, th, g)
-    if variant == "coefficient_k2_over_2":
-        v2 = (k * k / 2) * hvp(f, th, g)
-    elif variant == "sign_flipped":
-        v2 = -v2
-    elif variant == "hessian_wrong_vector":
-        w = th * (g.norm() / th.norm().clamp_min(1e-300))
-        v2 = c * hvp(f, th, w)
-    elif variant == "first_order_k_minus_1":
-        v1 = -(k - 1) * g
-    eps_g = gradient_rounding(prob)
-    evaluate = _evaluate(prob, [Run([f] * k, -k * g)], lambda t: t[0], eps_g)
+    e = SimpleNamespace(k=k, g=g, theta0=th, hvp=lambda v: hvp(f, th, v))
+    v1, v2 = terms["first_order"](e), terms["second_order"](e)
+    evaluate = _evaluate(prob, [Run([f] * k, -k * g)], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2,
                                {"grad_norm": float(g.norm()), "hg_norm": float(hvp(f, th, g).norm())})
+
+
+def check_multi_epoch(case: Case, terms: Mapping = MULTI_TERMS) -> Outcome:
+    """:func:`multi_epoch_on` on the problem of ``case`` with k = ``case.epochs``."""
+    return multi_epoch_on(FFNProblem(case), terms, k=case.epochs, eta=case.eta)
 
 
 MULTI_EPOCH_SECOND_ORDER = Claim(
@@ -133,64 +157,115 @@ MULTI_EPOCH_SECOND_ORDER = Claim(
     strategy=lambda: strategies.cases(min_epochs=2, max_epochs=6),
     case_type=Case,
     variants=MULTI_EPOCH_VARIANTS,
+    terms=MULTI_TERMS,
     examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1],
     notes="Slopes of ‖τ+kηg‖ (≥ 2 − band) and ‖τ+kηg−C(k,2)η²Hg‖ (≥ 3 − band) over an "
           "automatic η window; band = ln(1.21)·Σ|w_j| (see theory.claims.expansion).",
+    on_problem=multi_epoch_on,
+    params={"k": 2, "eta": 1e-2},
 )
 
 
 # -- claim 4: minibatch SGD --------------------------------------------------------------------
+# Terms of ``e`` = SimpleNamespace(gs = [g_{b(n)}], hvps = [v ↦ H_{b(n)}v], N, g_full,
+# hvp_full): the batch gradients and Hessians at θ₀ in step order, and the full-data ones.
+def _ordered_second(e, order=None) -> Tensor:
+    """Σ_n H_{b(n)} Σ_{m<n} g_{b(m)} over the steps in ``order`` (default: as run)."""
+    idx = range(e.N) if order is None else order
+    prefix = torch.zeros_like(e.gs[0])
+    v2 = torch.zeros_like(e.gs[0])
+    for n in idx:
+        v2 = v2 + e.hvps[n](prefix)
+        prefix = prefix + e.gs[n]
+    return v2
+
+
+SGD_TERMS: Mapping = {
+    "first_order": lambda e: -torch.stack(e.gs).sum(0),        # −η Σ_n g_{b(n)}
+    "second_order": _ordered_second,                           # η² Σ_n H_{b(n)} Σ_{m<n} g_{b(m)}
+}
 SGD_VARIANTS = (
-    Variant("sign_flipped", "second-order term with the sign flipped"),
-    Variant("coefficient_half", "second-order term halved"),
-    Variant("reversed_order", "η² Σ_n H_{b(n)} Σ_{m>n} g_{b(m)} (batch order reversed)"),
-    Variant("full_batch_formula", "the GD formula −Nηg + C(N,2)η²Hg with full-data g, H"),
+    Variant("sign_flipped", "second-order term with the sign flipped",
+            {"second_order": lambda e: -_ordered_second(e)}),
+    Variant("coefficient_half", "second-order term halved",
+            {"second_order": lambda e: _ordered_second(e) / 2}),
+    Variant("reversed_order", "η² Σ_n H_{b(n)} Σ_{m>n} g_{b(m)} (batch order reversed)",
+            {"second_order": lambda e: _ordered_second(e, range(e.N - 1, -1, -1))}),
+    Variant("full_batch_formula", "the GD formula −Nηg + C(N,2)η²Hg with full-data g, H",
+            {"first_order": lambda e: -e.N * e.g_full,
+             "second_order": lambda e: comb(e.N, 2) * e.hvp_full(e.g_full)}),
 )
 
 
-def check_sgd_epoch(case: Case, variant: str | None = None) -> Outcome:
-    """τ = −η Σ_n g_{b(n)} + η² Σ_n H_{b(n)} Σ_{m<n} g_{b(m)} + O(η³) (float64)."""
-    steps_idx = batch_sequence(case.n, case.batch_size, case.epochs, case.reshuffle, case.seed)
+def sgd_steps(problem: ModuleProblem, *, epochs: int = 1, batch_size: int | None = None,
+              reshuffle: bool = False, seed: int = 0) -> list[Tensor]:
+    """Index sets of every SGD step: the problem's own batches repeated ``epochs`` times, or,
+    with ``batch_size``, :func:`~tvgrad.theory.cases.batch_sequence` (last batch smaller)."""
+    epochs = check_positive_int(epochs, "epochs")
+    if batch_size is None:
+        if reshuffle:
+            raise InvalidInput("reshuffle=True needs a batch_size (the problem's own batches "
+                               "are used in the order given)")
+        return problem.batch_indices(0) * epochs
+    return batch_sequence(problem.num_samples(0), batch_size, epochs, reshuffle, seed)
+
+
+def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: int = 1,
+                 batch_size: int | None = None, reshuffle: bool = False, seed: int = 0,
+                 eta: float = 1e-2) -> Outcome:
+    """Minibatch SGD over any batch sequence: the ordered second-order term (float64).
+
+    .. math::
+
+        \\tau = -\\eta\\sum_{n=1}^{N} g_{b(n)} + \\eta^2\\sum_{n=1}^{N} H_{b(n)}
+        \\sum_{m<n} g_{b(m)} + O(\\eta^3)
+
+    with g_b, H_b the gradient and Hessian at θ₀ of batch b's mean loss.
+
+    Args:
+        problem: any problem; its first task's batches (in order) are the steps of an epoch.
+        terms: the claim's terms (or a planted variant's).
+        epochs: passes over the batches.
+        batch_size: re-split the samples into batches of this size instead (last smaller).
+        reshuffle: with ``batch_size``, a new seeded order every epoch.
+        seed: seeds the reshuffled orders.
+        eta: learning rate of the one-step (N = 1) exact check.
+    """
+    prob = _float64(problem)
+    steps_idx = sgd_steps(prob, epochs=epochs, batch_size=batch_size, reshuffle=reshuffle,
+                          seed=seed)
     N = len(steps_idx)
-    if N == 1 and variant is None:
-        return check_one_epoch_exact(case)
-    prob = Problem.build(case)
+    if N == 1 and terms is SGD_TERMS:
+        return one_epoch_on(problem, eta=eta)
     th = prob.theta0
     fs = [prob.loss_fn(0, idx) for idx in steps_idx]
     gs = [gradient(f, th) for f in fs]
     gsum = torch.stack(gs).sum(0)
-    prefix = torch.zeros_like(th)
-    v2 = torch.zeros_like(th)
-    for f, g in zip(fs, gs):
-        v2 = v2 + hvp(f, th, prefix)
-        prefix = prefix + g
-    v1 = -gsum
     f_full = prob.loss_fn(0)
     g_full = gradient(f_full, th)
-    per_epoch = len(batch_sequence(case.n, case.batch_size, 1, False, case.seed))
+    e = SimpleNamespace(gs=gs, N=N, g_full=g_full, hvp_full=lambda v: hvp(f_full, th, v),
+                        hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
+    v1, v2 = terms["first_order"](e), terms["second_order"](e)
+    per_epoch = N // epochs
     one_epoch = torch.stack(gs[:per_epoch]).sum(0)
     ref = per_epoch * g_full
+    sizes = [len(i) for i in steps_idx[:per_epoch]]
     extra = {
         "steps": N, "batches_per_epoch": per_epoch,
-        "last_batch_smaller": bool(case.n % (case.batch_size or case.n) != 0),
+        "last_batch_smaller": bool(sizes[-1] < sizes[0]),
         # −ηΣ_b g_b vs −ηB g over one epoch: equal only for equal batch sizes
         "first_order_gap_rel": (float((one_epoch - ref).norm() / ref.norm())
                                 if float(ref.norm()) > 0 else float("nan")),
     }
-    if variant == "sign_flipped":
-        v2 = -v2
-    elif variant == "coefficient_half":
-        v2 = v2 / 2
-    elif variant == "reversed_order":
-        suffix, v2 = torch.zeros_like(th), torch.zeros_like(th)
-        for f, g in zip(reversed(fs), reversed(gs)):
-            v2 = v2 + hvp(f, th, suffix)
-            suffix = suffix + g
-    elif variant == "full_batch_formula":
-        v1, v2 = -N * g_full, comb(N, 2) * hvp(f_full, th, g_full)
-    eps_g = gradient_rounding(prob)
-    evaluate = _evaluate(prob, [Run(fs, -gsum)], lambda t: t[0], eps_g)
+    evaluate = _evaluate(prob, [Run(fs, -gsum)], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2, extra)
+
+
+def check_sgd_epoch(case: Case, terms: Mapping = SGD_TERMS) -> Outcome:
+    """:func:`sgd_epoch_on` on the problem of ``case`` (its batch size, epochs, reshuffling)."""
+    return sgd_epoch_on(FFNProblem(case), terms, epochs=case.epochs,
+                        batch_size=case.batch_size or case.n, reshuffle=case.reshuffle,
+                        seed=case.seed, eta=case.eta)
 
 
 SGD_EPOCH_SECOND_ORDER = Claim(
@@ -203,43 +278,76 @@ SGD_EPOCH_SECOND_ORDER = Claim(
     strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2),
     case_type=Case,
     variants=SGD_VARIANTS,
+    terms=SGD_TERMS,
     examples=strategies.edge_cases(epochs=1, minibatch=True)
     + strategies.edge_cases(epochs=2, minibatch=True)[:1],
     notes="Same slope machinery as multi_epoch_second_order; g_b, H_b are the gradient and "
           "Hessian at θ₀ of batch b's mean loss; reshuffled epochs are one longer sequence.",
+    on_problem=sgd_epoch_on,
+    params={"epochs": 1, "batch_size": None, "reshuffle": False, "seed": 0, "eta": 1e-2},
 )
 
 
 # -- claim 5: task arithmetic vs multitask learning -------------------------------------------
+# Terms of ``e`` = SimpleNamespace(k, gs = [g_t], G = Σ_t g_t, hvps = [v ↦ H_t v]).
+def _cross(e) -> Tensor:
+    """Σ_t H_t Σ_{s≠t} g_s."""
+    return sum(h(e.G - g) for h, g in zip(e.hvps, e.gs))
+
+
+CROSS_TERMS: Mapping = {
+    "first_order": lambda e: torch.zeros_like(e.G),            # the η terms cancel exactly
+    "second_order": lambda e: -comb(e.k, 2) * _cross(e),       # −η² C(k,2) Σ_t Σ_{s≠t} H_t g_s
+}
 CROSS_VARIANTS = (
-    Variant("sign_flipped", "Σ_t τ_t − Δ_MTL = +η² C(k,2) Σ_t Σ_{s≠t} H_t g_s"),
-    Variant("coefficient_k2_over_2", "coefficient k²/2 instead of C(k,2)"),
-    Variant("all_pairs", "Σ over all (t, s), s = t included"),
+    Variant("sign_flipped", "Σ_t τ_t − Δ_MTL = +η² C(k,2) Σ_t Σ_{s≠t} H_t g_s",
+            {"second_order": lambda e: comb(e.k, 2) * _cross(e)}),
+    Variant("coefficient_k2_over_2", "coefficient k²/2 instead of C(k,2)",
+            {"second_order": lambda e: -(e.k * e.k / 2) * _cross(e)}),
+    Variant("all_pairs", "Σ over all (t, s), s = t included",
+            {"second_order": lambda e: -comb(e.k, 2) * sum(h(e.G) for h in e.hvps)}),
 )
 
 
-def check_cross_term(case: Case, variant: str | None = None) -> Outcome:
-    """Σ_t τ_t⁽ᵏ⁾ − Δ_MTL⁽ᵏ⁾ = −η² C(k,2) Σ_t Σ_{s≠t} H_t g_s + O(η³) (float64)."""
-    k, T = case.epochs, case.tasks
-    if k == 1 and variant is None:
-        return check_ta_equals_mtl_step(case)  # the gap is exactly zero at k = 1
-    prob = Problem.build(case)
+def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: int = 2,
+                  eta: float = 1e-2) -> Outcome:
+    """Task arithmetic minus multitask GD: the cross-task curvature-gradient term (float64).
+
+    .. math::
+
+        \\sum_t \\tau_t^{(k)} - \\Delta_{\\mathrm{MTL}}^{(k)} = -\\eta^2\\binom{k}{2}
+        \\sum_t\\sum_{s\\neq t} H_t g_s + O(\\eta^3)
+
+    with Δ_MTL⁽ᵏ⁾ the update of k GD steps of rate η on Σ_t L_t.
+
+    Args:
+        problem: a problem with T ≥ 2 tasks.
+        terms: the claim's terms (or a planted variant's).
+        k: number of epochs ≥ 1 (k = 1: the gap is exactly 0, checked with ``eta``).
+        eta: learning rate of the k = 1 exact check.
+    """
+    k = check_positive_int(k, "k (epochs)")
+    T = problem.num_tasks
+    if T < 2:
+        raise InvalidInput(f"ta_vs_mtl_cross_term needs a problem with at least 2 tasks, got {T}")
+    if k == 1 and terms is CROSS_TERMS:
+        return ta_equals_mtl_on(problem, eta=eta)  # the gap is exactly zero at k = 1
+    prob = _float64(problem)
     th = prob.theta0
     fs = [prob.loss_fn(t) for t in range(T)]
-    F = prob.sum_loss_fn()
     gs = [gradient(f, th) for f in fs]
     G = torch.stack(gs).sum(0)
-    coef = (k * k / 2) if variant == "coefficient_k2_over_2" else comb(k, 2)
-    if variant == "all_pairs":
-        cross = sum(hvp(f, th, G) for f in fs)
-    else:
-        cross = sum(hvp(f, th, G - g) for f, g in zip(fs, gs))
-    v2 = (coef if variant == "sign_flipped" else -coef) * cross
-    v1 = torch.zeros_like(th)
-    eps_g = gradient_rounding(prob, range(T))
-    runs = [Run([f] * k, -k * g) for f, g in zip(fs, gs)] + [Run([F] * k, -k * G)]
-    evaluate = _evaluate(prob, runs, lambda taus: sum(taus[:-1]) - taus[-1], eps_g * T)
-    return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(cross.norm())})
+    e = SimpleNamespace(k=k, gs=gs, G=G, hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
+    v1, v2 = terms["first_order"](e), terms["second_order"](e)
+    runs = [Run([f] * k, -k * g) for f, g in zip(fs, gs)] + [Run([prob.sum_loss_fn()] * k, -k * G)]
+    evaluate = _evaluate(prob, runs, lambda taus: sum(taus[:-1]) - taus[-1],
+                         gradient_rounding(prob, range(T)) * T)
+    return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(_cross(e).norm())})
+
+
+def check_cross_term(case: Case, terms: Mapping = CROSS_TERMS) -> Outcome:
+    """:func:`cross_term_on` on the problem of ``case`` with k = ``case.epochs``."""
+    return cross_term_on(FFNProblem(case), terms, k=case.epochs, eta=case.eta)
 
 
 TA_VS_MTL_CROSS_TERM = Claim(
@@ -252,7 +360,10 @@ TA_VS_MTL_CROSS_TERM = Claim(
                                       max_width=16, max_depth=3),
     case_type=Case,
     variants=CROSS_VARIANTS,
+    terms=CROSS_TERMS,
     examples=strategies.edge_cases(tasks=2, epochs=3)
     + strategies.edge_cases(tasks=3, epochs=2, activation="relu")[:1],
     notes="Beyond the paper. Δ_MTL⁽ᵏ⁾ = k GD steps of rate η on Σ_t L_t. Same slope machinery.",
+    on_problem=cross_term_on,
+    params={"k": 2, "eta": 1e-2},
 )

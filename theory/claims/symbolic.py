@@ -25,12 +25,13 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import product
+from typing import Any, Callable, Mapping
 from math import comb
 
 import sympy as sp
 from hypothesis import strategies as st
 
-from ..errors import InvalidInput
+from ...errors import InvalidInput
 from .base import HOLDS, VIOLATED, Claim, Outcome, Variant
 
 ETA = sp.Symbol("eta", positive=True)
@@ -124,17 +125,31 @@ def _zero_through_eta2(diff: sp.Matrix) -> tuple[bool, str]:
     return True, ""
 
 
+def _binomial(k: int):
+    return comb(k, 2)
+
+
+SYM_TERMS: Mapping = {
+    "coefficient": _binomial,   # C(k, 2), the coefficient of the η² term
+    "sign": 1,                  # + for GD (−ηg at one step), − for the cross term
+}
 SYM_VARIANTS = (
-    Variant("coefficient_k2_over_2", "k²/2 instead of C(k,2) (gd, cross)"),
-    Variant("sign_flipped", "second-order term with the sign flipped (gd, cross); +ηg (one_step)"),
+    Variant("coefficient_k2_over_2", "k²/2 instead of C(k,2) (gd, cross)",
+            {"coefficient": lambda k: sp.Rational(k * k, 2)}),
+    Variant("sign_flipped", "second-order term with the sign flipped (gd, cross); +ηg (one_step)",
+            {"sign": -1}),
 )
 
 
+def check_symbolic(case: SymCase, terms: Mapping = SYM_TERMS) -> Outcome:
+    """Prove the claimed identity for ``case`` exactly (sympy), with the given terms."""
+    return _check_symbolic(case, terms["coefficient"], terms["sign"])
+
+
 @lru_cache(maxsize=None)
-def check_symbolic(case: SymCase, variant: str | None = None) -> Outcome:
+def _check_symbolic(case: SymCase, coefficient: Callable[[int], Any], sign: int) -> Outcome:
     k, p = case.k, case.p
-    coef = sp.Rational(k * k, 2) if variant == "coefficient_k2_over_2" else comb(k, 2)
-    sign = -1 if variant == "sign_flipped" else 1
+    coef = coefficient(k)
     meas = {"kind": case.kind, "k": k, "p": p, "tasks": case.tasks}
     if case.kind == "one_step":
         t = CubicTask(p, "")
@@ -177,6 +192,7 @@ SYMBOLIC_EXPANSION = Claim(
     strategy=lambda: st.sampled_from(symbolic_cases()),
     case_type=SymCase,
     variants=SYM_VARIANTS,
+    terms=SYM_TERMS,
     examples=tuple(symbolic_cases()),
     notes="sympy: the η⁰–η² coefficients of (computed − claimed) simplify to 0 exactly.",
 )

@@ -1,23 +1,28 @@
-"""Test cases as data: a JSON-serialisable :class:`Case` and the tensors it builds.
+"""Test cases as data: a JSON-serialisable :class:`Case` and the :class:`FFNProblem` it builds.
 
 A :class:`Case` is everything a check needs (architecture, loss, data sizes, seed, η, k,
 batching). Hypothesis draws Cases, never tensors, so a failing case shrinks to a small
-network and prints as one line of JSON that ``python -m theory reproduce`` re-runs.
+network and prints as one line of JSON that ``tvgrad reproduce`` re-runs. The problem a Case
+builds is a :class:`~tvgrad.theory.module_problem.ModuleProblem` of a seeded feed-forward
+network, so the claims run on it exactly as on any user's model.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from .errors import InvalidInput, check_lr, check_positive_int
-from .nets import FFN, LOSSES, NetSpec, init_module, loss_value
+from ..errors import InvalidInput, check_lr, check_positive_int
+from .activations import get_activation
+from .losses import LOSSES
+from .module_problem import ModuleProblem
+from .nets import NetSpec, init_module
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,7 @@ class Case:
     def __post_init__(self) -> None:
         if isinstance(self.spec, dict):
             object.__setattr__(self, "spec", NetSpec(**self.spec))
-        if self.loss not in LOSSES:
-            raise InvalidInput(f"unknown loss {self.loss!r}; choose one of {list(LOSSES)}")
+        loss = LOSSES[self.loss]  # UnknownKey names the known losses
         check_positive_int(self.n, "n (samples per task)")
         check_positive_int(self.tasks, "tasks")
         check_positive_int(self.epochs, "epochs k")
@@ -72,10 +76,12 @@ class Case:
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise InvalidInput(f"{name} must be finite and > 0, got {v!r}")
-        if self.at_minimum and self.loss != "mse":
-            raise InvalidInput(
-                "at_minimum=True needs loss='mse' (cross-entropy has no finite minimiser)"
-            )
+        if self.at_minimum and not loss.has_minimum:
+            raise InvalidInput(f"at_minimum=True needs a loss with a finite minimiser "
+                               f"(e.g. 'mse'), not {self.loss!r}")
+        if self.spec.out_dim < loss.min_out_dim:
+            raise InvalidInput(f"loss {self.loss!r} needs out_dim >= {loss.min_out_dim}, "
+                               f"got {self.spec.out_dim}")
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
@@ -106,96 +112,60 @@ class Case:
         return replace(self, **kw)
 
 
-@dataclass(frozen=True)
-class ParamLayout:
-    """Names and shapes of a parameter dict, to move between dicts and flat vectors."""
+class FFNProblem(ModuleProblem):
+    """The problem of a :class:`Case`: its seeded :class:`FFN` at θ₀ and its random data.
 
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
+    Weights and data are drawn in float64 and cast, so the float32 and float64 problems of a
+    case share θ₀ up to one rounding.
+    """
 
-    @classmethod
-    def of(cls, params: dict[str, Tensor]) -> "ParamLayout":
-        return cls(tuple(params), tuple(tuple(p.shape) for p in params.values()))
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return tuple(math.prod(s) for s in self.shapes)
-
-    def flatten(self, params: dict[str, Tensor]) -> Tensor:
-        return torch.cat([params[n].reshape(-1) for n in self.names])
-
-    def unflatten(self, vec: Tensor) -> dict[str, Tensor]:
-        if vec.shape[-1] != sum(self.sizes):
-            raise InvalidInput(f"parameter vector has {vec.shape[-1]} entries, the network "
-                               f"has {sum(self.sizes)} parameters (shapes {self.shapes})")
-        out, i = {}, 0
-        for name, shape, size in zip(self.names, self.shapes, self.sizes):
-            out[name] = vec[..., i:i + size].reshape(*vec.shape[:-1], *shape)
-            i += size
-        return out
-
-
-@dataclass
-class TaskData:
-    x: Tensor
-    y: Tensor
-
-
-@dataclass
-class Problem:
-    """The tensors of a :class:`Case` in one dtype: θ₀ (module and flat), and data per task."""
-
-    case: Case
-    module: FFN
-    layout: ParamLayout
-    theta0: Tensor
-    data: list[TaskData] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, case: Case, dtype: torch.dtype = torch.float64) -> "Problem":
+    def __init__(self, case: Case, dtype: torch.dtype = torch.float64):
+        self.case = case
         spec = case.spec
+        loss = LOSSES[case.loss]
         module = init_module(spec, seed=case.seed, dtype=dtype)
-        params = {k: v.detach() for k, v in module.named_parameters()}
-        layout = ParamLayout.of(params)
         gen = torch.Generator().manual_seed(case.seed + 7919)
-        data = []
+        tasks = []
         for _ in range(case.tasks):
             shift = torch.randn(spec.in_dim, generator=gen, dtype=torch.float64)
             x = (torch.randn(case.n, spec.in_dim, generator=gen, dtype=torch.float64) + shift) \
                 * case.x_scale
             x = x.to(dtype)
-            if case.loss == "cross_entropy":
-                y = torch.randint(0, spec.out_dim, (case.n,), generator=gen)
-            elif case.at_minimum:
+            if case.at_minimum:
                 with torch.no_grad():
                     y = module(x).detach()
             else:
-                y = (torch.randn(case.n, spec.out_dim, generator=gen, dtype=torch.float64)
-                     * case.y_scale).to(dtype)
-            data.append(TaskData(x, y))
-        return cls(case, module, layout, layout.flatten(params).clone(), data)
+                y = loss.targets(gen, case.n, spec.out_dim, dtype, case.y_scale)
+            tasks.append([(x, y)])
+        super().__init__(module, loss.value, tasks=tasks, dtype=dtype)
 
-    def loss_fn(self, task: int = 0, index: Tensor | None = None) -> Callable[[Tensor], Tensor]:
-        """Mean loss of task ``task`` (optionally over the samples ``index``) as f(θ_flat)."""
-        d = self.data[task]
-        x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
-        module, layout, loss = self.module, self.layout, self.case.loss
+    @classmethod
+    def build(cls, case: Case, dtype: torch.dtype = torch.float64) -> "FFNProblem":
+        """The problem of ``case`` in ``dtype``."""
+        return cls(case, dtype)
 
-        def f(theta: Tensor) -> Tensor:
-            out = functional_call(module, layout.unflatten(theta), (x,))
-            return loss_value(loss, out, y)
+    def to(self, dtype: torch.dtype) -> "FFNProblem":
+        """The same case in ``dtype`` (built from the float64 draws, as the original)."""
+        return self if dtype == self.dtype else FFNProblem(self.case, dtype)
 
-        return f
+    def _probe(self) -> Callable[[Tensor], Tensor] | None:
+        # The FFN's only kink is its activation: the pattern of the hidden pre-activations
+        # (vmappable, so trajectories over an η grid stay vectorised).
+        if get_activation(self.case.spec.activation).smooth:
+            return None
+        return self._pre_pattern
 
-    def sum_loss_fn(self) -> Callable[[Tensor], Tensor]:
-        """Σ_t L_t(θ) (the multitask loss)."""
-        fs = [self.loss_fn(t) for t in range(self.case.tasks)]
-        return lambda theta: sum(f(theta) for f in fs)
+    def _pre_pattern(self, theta: Tensor) -> Tensor:
+        return torch.cat([torch.cat([z.reshape(-1) > 0 for z in self.preactivations(theta, t)])
+                          for t in range(self.num_tasks)])
 
     def preactivations(self, theta: Tensor, task: int = 0) -> list[Tensor]:
         """Hidden pre-activations of task ``task``'s inputs at θ (ReLU pattern checks)."""
         return functional_call(self.module, self.layout.unflatten(theta),
                                (self.data[task].x,), {"return_pre": True})[1]
+
+
+Problem = FFNProblem  # the name the claims used before problems became generic
 
 
 def batch_sequence(n: int, batch_size: int | None, epochs: int, reshuffle: bool,

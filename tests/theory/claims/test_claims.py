@@ -3,10 +3,10 @@
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 
-from theory.campaign import run_claim
-from theory.claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
-from theory.nets import NetSpec
-from theory.problems import Case
+from tvgrad.theory.campaign import run_claim
+from tvgrad.theory.claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
+from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.cases import Case
 
 NUMERIC = [c for c in CLAIMS.values() if c.case_type is Case]
 
@@ -46,7 +46,7 @@ def test_planted_variant_is_rejected(claim_id, variant):
     assert res.error is None, res.error
     assert res.first_failure_index is not None, f"{claim_id}/{variant} was never rejected"
     assert res.counterexample["verdict"] == VIOLATED
-    assert "python -m theory reproduce" in res.counterexample["reproduce"]
+    assert "tvgrad reproduce" in res.counterexample["reproduce"]
 
 
 def test_zero_gradient_is_exact_for_gd_claims():

@@ -1,4 +1,5 @@
-"""``python -m empirical {finetune,merge,report,all}``."""
+"""The empirical commands of ``tvgrad``: ``finetune``, ``merge``, ``empirical-report``,
+``empirical-all``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import shlex
 import subprocess
 import sys
 
+from ..errors import InvalidInput
 from .data import DATASETS, DatasetMissing
 from .finetune import EPOCHS, RECIPES, FinetuneConfig
+from .merge import METHODS
 from .model import WeightsMissing
 
 
@@ -60,80 +63,104 @@ def _cfg(args, dataset: str) -> FinetuneConfig:
     return FinetuneConfig(**kw)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m empirical",
-                                 description="Finetune CLIP on the seven benchmarks, record the "
-                                             "trajectory, merge task vectors, report.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("finetune", help="finetune on one dataset (resumable)")
+def add_commands(sub) -> None:
+    """Add the empirical subcommands to an ``argparse`` subparsers object."""
+    f = sub.add_parser("finetune", help="finetune CLIP on one dataset (resumable)")
     f.add_argument("--dataset", required=True, choices=list(DATASETS),
                    help="the benchmark to finetune on")
     _common(f)
-    m = sub.add_parser("merge", help="task arithmetic of one-epoch and converged task vectors")
+    f.set_defaults(handler=_finetune)
+    m = sub.add_parser("merge", help="merge one-epoch and converged task vectors")
     m.add_argument("--datasets", default=",".join(DATASETS))
+    _merge_args(m)
     _common(m)
-    r = sub.add_parser("report", help="write reports/empirical.html from a runs folder")
+    m.set_defaults(handler=_merge_cmd)
+    r = sub.add_parser("empirical-report", help="write reports/empirical.html from a runs folder")
     r.add_argument("--out", default="runs")
     r.add_argument("--html", default="reports/empirical.html")
-    a = sub.add_parser("all", help="finetune every dataset, merge, report (resumable)")
+    r.set_defaults(handler=_report)
+    a = sub.add_parser("empirical-all", help="finetune every dataset, merge, report (resumable)")
     a.add_argument("--datasets", default=",".join(DATASETS))
     a.add_argument("--devices", default=None,
                    help="comma-separated CUDA device ids: one process per GPU over the datasets")
     a.add_argument("--html", default="reports/empirical.html")
+    _merge_args(a)
     _common(a)
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "finetune":
-            from .finetune import finetune
-            res = finetune(_cfg(args, args.dataset))
-            print(f"{args.dataset}: test accuracy {res['test_accuracy']:.4f}, "
-                  f"first-epoch update share {res['epochs'][0]['update_norm_share']:.3f}, "
-                  f"results in {_cfg(args, args.dataset).run_dir / 'results.json'}")
-            return 0
-        if args.cmd == "report":
-            from .report import build
-            print(f"wrote {build(args.out, args.html)}")
-            return 0
-        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-        bad = [d for d in datasets if d not in DATASETS]
-        if bad:
-            raise ValueError(f"unknown datasets {bad}; choose from {list(DATASETS)}")
-        if args.cmd == "all":
-            if args.devices:
-                _parallel(argv if argv is not None else sys.argv[1:], datasets,
-                          args.devices.split(","))
-            else:
-                from .finetune import finetune
-                for d in datasets:
-                    finetune(_cfg(args, d))
-        from .merge import merge
-        res = merge([_cfg(args, d) for d in datasets])
-        print(f"merge: one-epoch mean normalized {res['kinds']['one_epoch']['mean_normalized']:.4f}, "
-              f"converged {res['kinds']['converged']['mean_normalized']:.4f} ({res['path']})")
-        if args.cmd == "all":
-            from .report import build
-            print(f"wrote {build(args.out, args.html)}")
-        return 0
-    except (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    a.set_defaults(handler=_all)
+
+
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="task_arithmetic", choices=list(METHODS),
+                   help="merge method (default task_arithmetic); its name is part of the "
+                        "output file name")
+
+
+def _finetune(args) -> int:
+    from .finetune import finetune
+    res = finetune(_cfg(args, args.dataset))
+    print(f"{args.dataset}: test accuracy {res['test_accuracy']:.4f}, "
+          f"first-epoch update share {res['epochs'][0]['update_norm_share']:.3f}, "
+          f"results in {_cfg(args, args.dataset).run_dir / 'results.json'}")
+    return 0
+
+
+def _report(args) -> int:
+    from .report import build
+    print(f"wrote {build(args.out, args.html)}")
+    return 0
+
+
+def _datasets(args) -> list[str]:
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if not datasets:
+        raise InvalidInput(f"--datasets {args.datasets!r} names no dataset; choose from "
+                           f"{list(DATASETS)}")
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise InvalidInput(f"unknown datasets {bad}; choose from {list(DATASETS)}")
+    return datasets
+
+
+def _merge_cmd(args) -> int:
+    from .merge import merge
+    res = merge([_cfg(args, d) for d in _datasets(args)], method=args.method)
+    print(f"merge ({res['method']}): one-epoch mean normalized "
+          f"{res['kinds']['one_epoch']['mean_normalized']:.4f}, converged "
+          f"{res['kinds']['converged']['mean_normalized']:.4f} ({res['path']})")
+    return 0
+
+
+def _all(args) -> int:
+    datasets = _datasets(args)
+    if args.devices:
+        _parallel(args.argv, datasets, args.devices.split(","))
+    else:
+        from .finetune import finetune
+        for d in datasets:
+            finetune(_cfg(args, d))
+    _merge_cmd(args)
+    return _report(args)
+
+
+ERRORS = (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError)
+"""The exceptions the empirical commands report as one-line user errors (exit 2)."""
 
 
 def _parallel(argv: list[str], datasets: list[str], devices: list[str]) -> None:
     """One `finetune` process per GPU, each taking datasets round-robin."""
     keep, skip = [], False
-    for a in argv[1:]:  # drop 'all', --datasets/--devices/--html and their values
+    for a in argv[1:]:  # drop 'empirical-all', --datasets/--devices/--html/--method + values
         if skip:
             skip = False
             continue
-        if a in ("--datasets", "--devices", "--html"):
+        if a in ("--datasets", "--devices", "--html", "--method"):
             skip = True
             continue
         keep.append(a)
     queues = {dev: datasets[i::len(devices)] for i, dev in enumerate(devices)}
     procs = []
     for dev, ds in queues.items():
-        cmd = " && ".join(shlex.join([sys.executable, "-m", "empirical", "finetune",
+        cmd = " && ".join(shlex.join([sys.executable, "-m", "tvgrad", "finetune",
                                       "--dataset", d, *keep]) for d in ds)
         procs.append(subprocess.Popen(cmd, shell=True,
                                       env={**os.environ, "CUDA_VISIBLE_DEVICES": dev.strip()}))
@@ -141,6 +168,3 @@ def _parallel(argv: list[str], datasets: list[str], devices: list[str]) -> None:
     if any(codes):
         raise RuntimeError(f"finetuning processes failed: exit codes {codes}")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

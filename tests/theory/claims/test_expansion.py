@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from theory.claims import DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
-from theory.claims.expansion import (CONTAMINATION, GridEval, eta_grid, fit_slope,
+from tvgrad.theory.claims import DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
+from tvgrad.theory.claims.expansion import (CONTAMINATION, GridEval, eta_grid, fit_slope,
                                      slope_outcome)
 
 

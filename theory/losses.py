@@ -1,0 +1,95 @@
+"""The loss registry: each entry has its value, how random targets are drawn, and the
+per-sample constants of the explicit bound (``theory/bound.md``).
+
+Every loss is the *mean* over the samples of a per-sample loss ``ℓ(z, y)`` of the network
+output ``z``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import Registry
+
+__all__ = ["Loss", "LOSSES", "loss_value"]
+
+
+def _ce_targets(gen: torch.Generator, n: int, out_dim: int, dtype: torch.dtype,
+                scale: float) -> Tensor:
+    return torch.randint(0, out_dim, (n,), generator=gen)
+
+
+def _mse_targets(gen: torch.Generator, n: int, out_dim: int, dtype: torch.dtype,
+                 scale: float) -> Tensor:
+    return (torch.randn(n, out_dim, generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+
+def _mse(out: Tensor, target: Tensor) -> Tensor:
+    return 0.5 * ((out - target) ** 2).sum(dim=-1).mean()
+
+
+def _ce_c1(out_bound: Tensor, y: Tensor, resid0: Tensor | None, J: Tensor | None,
+           R: float) -> Tensor:
+    # ∇_z ℓ = softmax(z) − e_y: ‖·‖² = Σp² − 2p_y + 1 ≤ 2
+    return torch.full_like(out_bound, math.sqrt(2.0))
+
+
+def _mse_c1(out_bound: Tensor, y: Tensor, resid0: Tensor | None, J: Tensor | None,
+            R: float) -> Tensor:
+    # ∇_z ℓ = z − y: ‖f(θ) − y‖ ≤ F + ‖y‖, and ≤ ‖f(θ₀) − y‖ + J·R (mean value theorem on the
+    # segment from θ₀, which stays in the convex ball); the smaller of the two
+    c1 = out_bound + y.double().reshape(len(out_bound), -1).norm(dim=1)
+    if resid0 is not None and J is not None:
+        c1 = torch.minimum(c1, resid0 * (1 + 1e-12) + J * R)
+    return c1
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss of the registry.
+
+    Attributes:
+        name: registry key.
+        value: ``value(out, target)``: the mean loss over the samples.
+        targets: ``targets(generator, n, out_dim, dtype, scale)``: random targets.
+        c1: per-sample ``c₁ ≥ ‖∇_z ℓ‖`` over the ball: ``c1(F, y, resid0, J, R)`` with ``F``
+            an output-norm bound, ``resid0 = ‖f(θ₀) − y‖`` (or None) and ``J`` a Jacobian bound.
+        c2: ``c₂ ≥ ‖∇²_z ℓ‖₂``.
+        needs_residual: whether ``c1`` uses ``resid0`` (the bound computes it only then).
+        min_out_dim: smallest network output this loss accepts.
+        has_minimum: whether targets can be put at the outputs (∇L(θ₀) = 0 exactly).
+    """
+
+    name: str
+    value: Callable[[Tensor, Tensor], Tensor]
+    targets: Callable[..., Tensor]
+    c1: Callable[..., Tensor]
+    c2: float
+    needs_residual: bool = False
+    min_out_dim: int = 1
+    has_minimum: bool = False
+
+
+LOSSES: Registry[Loss] = Registry("loss", {
+    # ∇²_z ℓ = diag(p) − ppᵀ: Gershgorin gives ≤ max_i 2p_i(1 − p_i) ≤ ½, attained at
+    # p = (½, ½, 0, …)
+    "cross_entropy": Loss("cross_entropy", nn.functional.cross_entropy, _ce_targets, _ce_c1,
+                          0.5, min_out_dim=2),
+    # ½‖z − y‖²: ∇²_z ℓ = I
+    "mse": Loss("mse", _mse, _mse_targets, _mse_c1, 1.0, needs_residual=True, has_minimum=True),
+})
+
+
+def loss_value(loss: str, out: Tensor, target: Tensor) -> Tensor:
+    """Mean loss ``loss`` of outputs ``out`` against ``target`` (a registry key).
+
+    * ``cross_entropy``: ``target`` holds class indices (int64).
+    * ``mse``: ``target`` has the shape of ``out``; the loss is
+      :math:`\\frac1n\\sum_i \\tfrac12\\lVert f(x_i)-y_i\\rVert^2`.
+    """
+    return LOSSES[loss].value(out, target)

@@ -1,0 +1,7 @@
+"""``python -m tvgrad`` is the ``tvgrad`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
