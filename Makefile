@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all verify bench bench-gpu empirical clean
+.PHONY: help install test test-all lint verify report bench bench-gpu empirical clean
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -39,20 +39,26 @@ test: $(STAMP)  ## run the fast test suite (pytest -n auto tests/, Hypothesis pr
 test-all: $(STAMP)  ## run every test, the slow ones included
 	TVGRAD_PROFILE=$${TVGRAD_PROFILE:-ci} $(BIN)/python -m pytest -n auto tests/
 
-verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json and theory_examples.csv
-	$(BIN)/python -m theory verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+lint: $(STAMP)  ## ruff: pyflakes, import order, pydocstyle (Google) on the public API
+	$(BIN)/ruff check .
+
+verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json, theory_examples.csv, theory.html
+	$(BIN)/tvgrad verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+
+report: $(STAMP)  ## re-render $(OUT)/theory.html from theory.json and the CSV (no claim re-run)
+	$(BIN)/tvgrad report --out $(OUT)
 
 bench: $(STAMP)  ## HVP/gradient time ratios (jvp-of-grad vs vjp-of-grad) and examples/s per claim
-	$(BIN)/python -m theory.bench
+	$(BIN)/python -m tvgrad.theory.bench
 
 DATA_ROOT ?= data
 RUNS ?= runs
 EMPIRICAL_ARGS ?=
 empirical: $(STAMP)  ## finetune CLIP on the seven datasets, merge, write reports/empirical.html (GPU; resumable)
-	$(BIN)/python -m empirical all --data-root $(DATA_ROOT) --out $(RUNS) --html $(OUT)/empirical.html $(EMPIRICAL_ARGS)
+	$(BIN)/tvgrad empirical-all --data-root $(DATA_ROOT) --out $(RUNS) --html $(OUT)/empirical.html $(EMPIRICAL_ARGS)
 
 bench-gpu: $(STAMP)  ## images/s of finetuning with vs without trajectory recording (needs CUDA)
-	$(BIN)/python -m empirical.bench_gpu
+	$(BIN)/python -m tvgrad.empirical.bench_gpu
 
 clean:  ## remove the virtual environment and generated reports
 	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/*.html .hypothesis

@@ -2,7 +2,7 @@
 
 ViT-B-32 (random weights) on synthetic 224×224 images already on the device, batch 128, the
 ``ilharco`` recipe (AdamW, clipping 1.0), bf16 autocast with fp32 parameters, through the same
-:func:`empirical.finetune.train_step` the pipeline uses. Recording adds, per step, the gradient
+:func:`tvgrad.empirical.finetune.train_step` the pipeline uses. Recording adds, per step, the gradient
 norm before clipping; per run, one g₀ pass (forward + backward, no update), timed separately,
 and per epoch a parameter copy and the Δ_e write, also timed separately.
 """
@@ -17,7 +17,7 @@ import torch
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m empirical.bench_gpu", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tvgrad.empirical.bench_gpu", description=__doc__)
     ap.add_argument("--model", default="ViT-B-32")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=60)

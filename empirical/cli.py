@@ -1,5 +1,6 @@
 """The empirical commands of ``tvgrad``: ``finetune``, ``merge``, ``empirical-report``,
-``empirical-all``."""
+``empirical-all``.
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ that downloads them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -160,6 +160,7 @@ def _tv(name: str, root: Path, download: bool, transform) -> tuple[Dataset, Data
 
 
 def seeded_split_fraction(n: int, fraction: float, seed: int = VAL_SEED + 1):
+    """(train, test) indices: a fixed seeded split holding out ``fraction`` of ``n``."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     k = int(round(fraction * n))
     return sorted(perm[k:]), sorted(perm[:k])

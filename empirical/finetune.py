@@ -56,6 +56,7 @@ RECIPES = {
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    """Everything that defines one finetuning run (frozen: a run is its configuration)."""
     dataset: str
     model: str = "ViT-B-32"
     pretrained: str | None = "openai"
@@ -96,6 +97,7 @@ class FinetuneConfig:
 
     @property
     def effective(self) -> Recipe:
+        """The recipe with the command-line overrides applied."""
         r = RECIPES[self.recipe]
         over = {k: v for k, v in (("lr", self.lr), ("batch_size", self.batch_size),
                                   ("optimizer", self.optimizer), ("clip", self.clip)) if v is not None}
@@ -106,10 +108,12 @@ class FinetuneConfig:
 
     @property
     def n_epochs(self) -> int:
+        """Epochs to run: ``epochs`` or the dataset's default."""
         return self.epochs or EPOCHS[self.dataset]
 
     @property
     def run_dir(self) -> Path:
+        """The run's folder under ``out``."""
         return Path(self.out) / self.model / self.dataset / f"{self.recipe}-seed{self.seed}"
 
 
@@ -142,7 +146,8 @@ def _optimizer(params, r: Recipe, total_steps: int):
 def train_step(clf: nn.Module, x, y, opt, sched, plist: list, clip: float | None,
                record: bool, amp: bool):
     """One optimisation step; with ``record`` also the gradient norm before clipping (a device
-    scalar: no host sync). Returns (loss, grad norm or None)."""
+    scalar: no host sync). Returns (loss, grad norm or None).
+    """
     with torch.autocast("cuda", torch.bfloat16, enabled=amp):
         loss = nn.functional.cross_entropy(clf(x), y)
     opt.zero_grad(set_to_none=True)
@@ -158,6 +163,7 @@ def train_step(clf: nn.Module, x, y, opt, sched, plist: list, clip: float | None
 
 
 def accuracy(model: nn.Module, loader: DataLoader, device: str, dtype: torch.dtype, amp: bool) -> float:
+    """Top-1 accuracy of ``model`` over ``loader`` (eval mode, no gradients)."""
     model.eval()
     correct = total = 0
     with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
@@ -186,17 +192,31 @@ def full_gradient(model: ImageClassifier, loader: DataLoader, n: int, device: st
     return acc
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
-    """Run (or resume) one finetuning run; returns the results dict (also in results.json)."""
-    from tqdm import tqdm
-    run = cfg.run_dir
-    results_path = run / "results.json"
-    if results_path.exists() and read_json(results_path).get("complete"):
-        return read_json(results_path)
-    run.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+@dataclass
+class _Run:
+    """What one run holds while it trains (built by :func:`_setup`)."""
+
+    cfg: FinetuneConfig
+    clf: ImageClassifier
+    splits: object
+    opt: torch.optim.Optimizer
+    sched: object
+    recipe: Recipe
+    device: str
+    dtype: torch.dtype
+    amp: bool
+    steps_per_epoch: int
+
+    def loader(self, ds, seed: int | None = None) -> DataLoader:
+        return _loader(ds, self.recipe.batch_size, seed, self.cfg.num_workers, self.device)
+
+    def accuracy(self, ds) -> float:
+        return accuracy(self.clf, self.loader(ds), self.device, self.dtype, self.amp)
+
+
+def _setup(cfg: FinetuneConfig) -> _Run:
+    """Model, data, zero-shot head (saved) and optimizer of a run."""
     device, dtype = cfg.device, getattr(torch, cfg.dtype)
-    amp = cfg.amp and device.startswith("cuda")
     r = cfg.effective
     # No augmentation: training uses the evaluation preprocessing, as in the task-arithmetic
     # literature's recipe (and as the theory cross-check needs).
@@ -207,84 +227,103 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     head = zeroshot_head(model, tok, splits.classnames, splits.templates, device)
     clf = ImageClassifier(model.visual, head).to(device=device, dtype=dtype)
     del model
-    save_tensors({"weight": head.weight}, run / "head.safetensors")
-    n_train = len(splits.train)
-    steps_per_epoch = math.ceil(n_train / r.batch_size)
-    E = cfg.n_epochs
-    opt, sched = _optimizer([p for p in clf.visual.parameters()], r, E * steps_per_epoch)
-    workers = cfg.num_workers
-    eval_loader = lambda ds: _loader(ds, r.batch_size, None, workers, device)  # noqa: E731
+    save_tensors({"weight": head.weight}, cfg.run_dir / "head.safetensors")
+    steps_per_epoch = math.ceil(len(splits.train) / r.batch_size)
+    opt, sched = _optimizer([p for p in clf.visual.parameters()], r, cfg.n_epochs * steps_per_epoch)
+    return _Run(cfg, clf, splits, opt, sched, r, device, dtype,
+                cfg.amp and device.startswith("cuda"), steps_per_epoch)
 
-    state_path = run / "checkpoint" / "state.json"
+
+def _start_or_resume(run: _Run) -> dict:
+    """The results so far: from the last checkpoint, or a fresh start (θ₀, g₀ saved)."""
+    cfg, folder = run.cfg, run.cfg.run_dir
+    state_path = folder / "checkpoint" / "state.json"
     if state_path.exists():  # resume from the last finished epoch
-        res = read_json(state_path)["results"]
-        load_strict(clf.visual, load_tensors(run / "checkpoint" / "params.safetensors", device))
-        opt.load_state_dict(torch.load(run / "checkpoint" / "optimizer.pt", weights_only=True,
-                                       map_location=device))
-        sched.load_state_dict(read_json(state_path)["scheduler"])
-        start = len(res["epochs"])
-    else:
-        theta0 = clf.encoder_state()
-        save_tensors(theta0, run / "theta0.safetensors")
-        res = {"config": asdict(cfg), "recipe": {"name": cfg.recipe, **asdict(r)},
-               "dataset": cfg.dataset, "n_train": n_train, "n_val": len(splits.val),
-               "n_test": len(splits.test), "steps_per_epoch": steps_per_epoch, "epochs": [],
-               "zero_shot_val_accuracy": accuracy(clf, eval_loader(splits.val), device, dtype, amp),
-               "complete": False}
-        if cfg.record:
-            g0 = full_gradient(clf, _loader(splits.train, r.batch_size, None, workers, device),
-                               n_train, device, dtype, amp)
-            save_tensors(g0, run / "g0.safetensors")
-            res["g0_norm"] = TaskVector(g0).norm()
-        start = 0
+        state = read_json(state_path)
+        load_strict(run.clf.visual, load_tensors(folder / "checkpoint" / "params.safetensors",
+                                                 run.device))
+        run.opt.load_state_dict(torch.load(folder / "checkpoint" / "optimizer.pt",
+                                           weights_only=True, map_location=run.device))
+        run.sched.load_state_dict(state["scheduler"])
+        return state["results"]
+    save_tensors(run.clf.encoder_state(), folder / "theta0.safetensors")
+    n_train = len(run.splits.train)
+    res = {"config": asdict(cfg), "recipe": {"name": cfg.recipe, **asdict(run.recipe)},
+           "dataset": cfg.dataset, "n_train": n_train, "n_val": len(run.splits.val),
+           "n_test": len(run.splits.test), "steps_per_epoch": run.steps_per_epoch, "epochs": [],
+           "zero_shot_val_accuracy": run.accuracy(run.splits.val), "complete": False}
+    if cfg.record:
+        g0 = full_gradient(run.clf, run.loader(run.splits.train), n_train, run.device,
+                           run.dtype, run.amp)
+        save_tensors(g0, folder / "g0.safetensors")
+        res["g0_norm"] = TaskVector(g0).norm()
+    return res
 
+
+def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
+    """One epoch of training; returns its record (Δ_e saved when recording)."""
+    from tqdm import tqdm
+    cfg, clf = run.cfg, run.clf
     params = dict(clf.visual.named_parameters())
     plist = list(params.values())
-    for epoch in range(start, E):
-        clf.train()
-        prev = {k: p.detach().clone() for k, p in params.items()}
-        loader = _loader(splits.train, r.batch_size,
-                         cfg.seed * 100003 + epoch if cfg.shuffle else None, workers, device)
-        gnorm_sum = 0.0
-        loss_acc = torch.zeros((), device=device)
-        seen, step, t0 = 0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"{cfg.dataset} epoch {epoch + 1}/{E}", disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        gnorms = []
-        for x, y in bar:
-            x, y = x.to(device, dtype, non_blocking=True), y.to(device, non_blocking=True)
-            loss, gnorm = train_step(clf, x, y, opt, sched, plist, r.clip, cfg.record, amp)
-            if gnorm is not None:
-                gnorms.append(gnorm)
-            loss_acc += loss.detach().float() * len(y)  # stays on the device: no sync
-            seen += len(y)
-            step += 1
-            if progress and step % 20 == 1:  # a host sync every 20 steps only
-                bar.set_postfix(loss=f"{float(loss):.4f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        loss_sum = float(loss_acc)
-        if gnorms:
-            gnorm_sum = float(torch.stack(gnorms).sum())
-        delta = TaskVector({k: params[k].detach() - prev[k] for k in params})
-        if cfg.record:
-            save_tensors(delta.tensors, run / f"delta_epoch_{epoch + 1:03d}.safetensors")
-        del prev
-        res["epochs"].append({
-            "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+    clf.train()
+    prev = {k: p.detach().clone() for k, p in params.items()}
+    loader = run.loader(run.splits.train, cfg.seed * 100003 + epoch if cfg.shuffle else None)
+    loss_acc = torch.zeros((), device=run.device)
+    seen, step, t0 = 0, 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"{cfg.dataset} epoch {epoch + 1}/{cfg.n_epochs}",
+               disable=not progress, leave=False, dynamic_ncols=True)
+    gnorms = []
+    for x, y in bar:
+        x, y = x.to(run.device, run.dtype, non_blocking=True), y.to(run.device, non_blocking=True)
+        loss, gnorm = train_step(clf, x, y, run.opt, run.sched, plist, run.recipe.clip,
+                                 cfg.record, run.amp)
+        if gnorm is not None:
+            gnorms.append(gnorm)
+        loss_acc += loss.detach().float() * len(y)  # stays on the device: no sync
+        seen += len(y)
+        step += 1
+        if progress and step % 20 == 1:  # a host sync every 20 steps only
+            bar.set_postfix(loss=f"{float(loss):.4f}",
+                            img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    gnorm_sum = float(torch.stack(gnorms).sum()) if gnorms else 0.0
+    delta = TaskVector({k: params[k].detach() - prev[k] for k in params})
+    if cfg.record:
+        save_tensors(delta.tensors, cfg.run_dir / f"delta_epoch_{epoch + 1:03d}.safetensors")
+    return {"epoch": epoch + 1, "train_loss": float(loss_acc) / max(seen, 1),
             "update_norm": delta.norm(),
             "mean_grad_norm": gnorm_sum / max(len(gnorms), 1) if gnorms else None,
-            "val_accuracy": accuracy(clf, eval_loader(splits.val), device, dtype, amp),
-            "seconds": time.perf_counter() - t0, "images_per_s": seen / (time.perf_counter() - t0),
-        })
-        # checkpoint: parameters, optimizer, scheduler, results — then the results file
-        save_tensors(clf.encoder_state(), run / "checkpoint" / "params.safetensors")
-        tmp = run / "checkpoint" / "optimizer.pt.tmp"
-        torch.save(opt.state_dict(), tmp)
-        tmp.replace(run / "checkpoint" / "optimizer.pt")
-        write_json(state_path, {"results": res, "scheduler": sched.state_dict()})
-        write_json(results_path, res)
+            "val_accuracy": run.accuracy(run.splits.val),
+            "seconds": time.perf_counter() - t0,
+            "images_per_s": seen / (time.perf_counter() - t0)}
 
-    _finish(cfg, clf, splits, res, device, dtype, amp, eval_loader)
+
+def _checkpoint(run: _Run, res: dict) -> None:
+    """Parameters, optimizer, scheduler and results after a finished epoch."""
+    folder = run.cfg.run_dir
+    save_tensors(run.clf.encoder_state(), folder / "checkpoint" / "params.safetensors")
+    tmp = folder / "checkpoint" / "optimizer.pt.tmp"
+    torch.save(run.opt.state_dict(), tmp)
+    tmp.replace(folder / "checkpoint" / "optimizer.pt")
+    write_json(folder / "checkpoint" / "state.json", {"results": res,
+                                                      "scheduler": run.sched.state_dict()})
+    write_json(folder / "results.json", res)
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
+    """Run (or resume) one finetuning run; returns the results dict (also in results.json)."""
+    results_path = cfg.run_dir / "results.json"
+    if results_path.exists() and read_json(results_path).get("complete"):
+        return read_json(results_path)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    run = _setup(cfg)
+    res = _start_or_resume(run)
+    for epoch in range(len(res["epochs"]), cfg.n_epochs):
+        res["epochs"].append(_train_epoch(run, epoch, progress))
+        _checkpoint(run, res)
+    _finish(cfg, run.clf, run.splits, res, run.device, run.dtype, run.amp,
+            lambda ds: run.loader(ds))
     write_json(results_path, res)
     return res
 

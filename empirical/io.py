@@ -1,5 +1,6 @@
 """Persistence of the empirical side: the shared atomic writers of :mod:`tvgrad.io`, plus
-strict loading of named parameters into a module (no pickled modules, no partial loads)."""
+strict loading of named parameters into a module (no pickled modules, no partial loads).
+"""
 
 from __future__ import annotations
 

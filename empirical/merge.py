@@ -14,9 +14,9 @@ from typing import Protocol
 
 import torch
 
+from ..registry import Registry
 from .data import load_splits
 from .finetune import FinetuneConfig, _loader, accuracy
-from ..registry import Registry
 from .io import load_strict, load_tensors, read_json, write_json
 from .model import ClassificationHead, ImageClassifier, load_clip
 from .task_vector import TaskVector
@@ -31,7 +31,9 @@ class MergeMethod(Protocol):
     name: str
     alphas: tuple[float, ...]
 
-    def __call__(self, theta0: dict, task_vectors: list[TaskVector], alpha: float) -> dict: ...
+    def __call__(self, theta0: dict, task_vectors: list[TaskVector], alpha: float) -> dict:
+        """The merged parameters θ₀ + (method's combination of the task vectors) for one α."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,14 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
           out: str | Path | None = None) -> dict:
     """Merge the finished runs of ``cfgs`` (one per dataset, same model/recipe/seed) for both
     one-epoch (τ⁽¹⁾ = Δ₁) and converged task vectors; returns and writes the results JSON
-    (``<out>/<model>/merge-<method>-<recipe>-seed<seed>.json`` by default)."""
+    (``<out>/<model>/merge-<method>-<recipe>-seed<seed>.json`` by default).
+    """
     fn = METHODS[method]  # UnknownKey names the known methods
     alphas = fn.alphas
     base = cfgs[0]
     for c in cfgs:
         if not (c.run_dir / "results.json").exists() or not read_json(c.run_dir / "results.json").get("complete"):
-            raise FileNotFoundError(f"run {c.run_dir} is not finished: run `python -m empirical "
+            raise FileNotFoundError(f"run {c.run_dir} is not finished: run `tvgrad "
                                     f"finetune --dataset {c.dataset}` first")
     device, dtype = base.device, getattr(torch, base.dtype)
     amp = base.amp and device.startswith("cuda")

@@ -51,6 +51,7 @@ class ClassificationHead(nn.Linear):
         self.weight.requires_grad_(False)
 
     def forward(self, features: Tensor) -> Tensor:
+        """Logits of the (normalised) features or images."""
         return super().forward(features / features.norm(dim=-1, keepdim=True))
 
 
@@ -58,7 +59,8 @@ class ClassificationHead(nn.Linear):
 def zeroshot_head(model, tokenizer, classnames: list[str], templates: list[str],
                   device: str | torch.device = "cpu") -> ClassificationHead:
     """Class embedding = mean over templates of the normalised text embeddings, renormalised,
-    times the model's logit scale."""
+    times the model's logit scale.
+    """
     model.eval()
     rows = []
     for name in classnames:
@@ -80,6 +82,7 @@ class ImageClassifier(nn.Module):
         self.head = head
 
     def forward(self, images: Tensor) -> Tensor:
+        """Logits of the (normalised) features or images."""
         feats = self.visual(images)
         return self.head(feats.to(self.head.weight.dtype))
 

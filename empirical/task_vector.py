@@ -16,6 +16,7 @@ class TaskVector:
 
     @classmethod
     def between(cls, finetuned: dict[str, Tensor], pretrained: dict[str, Tensor]) -> "TaskVector":
+        """τ = finetuned − pretrained (keys must match exactly)."""
         _same_keys(finetuned, pretrained)
         return cls({k: finetuned[k].detach() - pretrained[k].detach() for k in pretrained})
 
@@ -41,12 +42,15 @@ class TaskVector:
     __rmul__ = __mul__
 
     def dot(self, other: "TaskVector") -> float:
+        """Inner product ⟨τ, τ'⟩ over every tensor, in float64."""
         return float(sum((a.double() * b.double()).sum() for _, a, b in self._zip(other)))
 
     def norm(self) -> float:
+        """Euclidean norm ‖τ‖ over every tensor, in float64."""
         return float(sum((v.double() ** 2).sum() for v in self.tensors.values())) ** 0.5
 
     def cos(self, other: "TaskVector") -> float:
+        """Cosine similarity of two task vectors (NaN if either is zero)."""
         d = self.norm() * other.norm()
         return self.dot(other) / d if d > 0 else float("nan")
 
@@ -56,14 +60,17 @@ class TaskVector:
         return {k: pretrained[k] + alpha * self.tensors[k].to(pretrained[k]) for k in pretrained}
 
     def to(self, *args, **kw) -> "TaskVector":
+        """The task vector with every tensor moved/cast (``Tensor.to`` arguments)."""
         return TaskVector({k: v.to(*args, **kw) for k, v in self.tensors.items()})
 
     def save(self, path: str | Path) -> None:
+        """Write the tensors as one safetensors file (atomically)."""
         from .io import save_tensors
         save_tensors(self.tensors, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "TaskVector":
+        """Read a task vector written by :meth:`save`."""
         from .io import load_tensors
         return cls(load_tensors(path))
 

@@ -12,9 +12,9 @@ import time
 import torch
 from torch.utils.benchmark import Timer
 
+from .cases import Case, Problem
 from .derivatives import gradient, hvp_fwd_rev, hvp_rev_rev
 from .nets import NetSpec
-from .cases import Case, Problem
 
 SIZES = (
     ("small  (d=1, w=16)", NetSpec(8, (16,), 4, "tanh"), 64),
@@ -28,6 +28,7 @@ def _median(fn, min_run_time: float) -> float:
 
 
 def hvp_table(min_run_time: float = 0.5) -> list[dict]:
+    """Gradient, jvp∘grad and vjp∘grad times on the benchmark networks."""
     rows = []
     for name, spec, n in SIZES:
         prob = Problem.build(Case(spec=spec, loss="cross_entropy", n=n, seed=0))
@@ -43,7 +44,7 @@ def hvp_table(min_run_time: float = 0.5) -> list[dict]:
 
 
 def bound_cost(min_run_time: float = 0.5) -> list[dict]:
-    """Time of computing M(R), G(R) (theory.bound.bounds) vs one forward pass of the loss."""
+    """Time of computing M(R), G(R) (tvgrad.theory.bound.bounds) vs one forward pass of the loss."""
     from .bound import bounds
     rows = []
     for name, spec, n in SIZES:
@@ -62,6 +63,7 @@ def bound_cost(min_run_time: float = 0.5) -> list[dict]:
 
 
 def claim_rates(examples: int = 20) -> list[dict]:
+    """Examples per second of every claim (``examples`` random examples each)."""
     from .campaign import run_claim
     from .claims import CLAIMS
     rows = []
@@ -75,7 +77,8 @@ def claim_rates(examples: int = 20) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m theory.bench", description=__doc__)
+    """``make bench``: print the tables."""
+    ap = argparse.ArgumentParser(prog="python -m tvgrad.theory.bench", description=__doc__)
     ap.add_argument("--min-run-time", type=float, default=0.5)
     ap.add_argument("--examples", type=int, default=20, help="examples per claim for rates")
     ap.add_argument("--no-claims", action="store_true", help="skip the examples/s table")

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidInput
-from .activations import ACTIVATIONS, ActivationConstants, NonSmoothActivation
+from .activations import ACTIVATIONS, ActivationConstants
 from .cases import FFNProblem as Problem
 from .losses import LOSSES
 
@@ -56,17 +56,13 @@ class BoundTerms:
 TRUE_TERMS = BoundTerms()
 
 
-def activation_constants(name: str) -> ActivationConstants:
-    """The bound's constants of activation ``name`` (refuses non-smooth activations)."""
-    return ACTIVATIONS[name].bound_constants()
-
-
 def spectral_upper(W: Tensor, iters: int = 30) -> float:
     """A *certified upper* bound on ‖W‖₂: min(‖W‖_F, sqrt(‖(WᵀW)^m‖_F^{1/m})) — never a
     possibly-low power-iteration estimate. ‖A‖₂ ≤ ‖A^m‖_F^{1/m} for symmetric PSD A = WᵀW and
     any m (the Frobenius norm dominates the largest eigenvalue of A^m = λ_max^m); repeated
     squaring with m = 2^iters' converges to ‖A‖₂ from above. 8 squarings (m = 256) leave at
-    most a factor rank^{1/512} ≤ 1.02 for ranks ≤ 32000."""
+    most a factor rank^{1/512} ≤ 1.02 for ranks ≤ 32000.
+    """
     W = W.detach().double()
     fro = float(W.norm())
     if fro == 0:
@@ -89,6 +85,7 @@ def spectral_upper(W: Tensor, iters: int = 30) -> float:
 
 @dataclass(frozen=True)
 class Bounds:
+    """M(R) ≥ sup over the ball of ‖∇²L‖₂ and G(R) ≥ sup of ‖∇L‖, for radius R."""
     M: float  # ≥ sup over the ball of ‖∇²L‖₂
     G: float  # ≥ sup over the ball of ‖∇L‖
     R: float
@@ -104,7 +101,8 @@ def _layers(prob: Problem) -> list[tuple[Tensor, Tensor | None]]:
 
 def layer_spectral_norms(prob: Problem) -> list[float]:
     """Certified upper spectral norms of θ₀'s weight matrices, computed once per problem (they
-    do not depend on R, while the regime search evaluates the bound for many R)."""
+    do not depend on R, while the regime search evaluates the bound for many R).
+    """
     cached = getattr(prob, "_spectral_norms", None)
     if cached is None:
         cached = [spectral_upper(W) for W, _ in _layers(prob)]
@@ -115,7 +113,8 @@ def layer_spectral_norms(prob: Problem) -> list[float]:
 def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
                   terms: BoundTerms = TRUE_TERMS) -> tuple[Tensor, Tensor, Tensor]:
     """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
-    radius R around θ₀, by the layer recursions of theory/bound.md."""
+    radius R around θ₀, by the layer recursions of theory/bound.md.
+    """
     spec = prob.case.spec
     k = terms.activation(spec.activation)
     layers = _layers(prob)
@@ -205,7 +204,8 @@ def gradient_bound(prob: Problem, R: float, **kw) -> float:
 def _fixed_point_radius(reach: Callable[[float], float], R: float, iters: int = 60) -> float | None:
     """Smallest R found with ``reach(R) ≤ R`` by iterating R ← reach(R) (reach is increasing:
     the total step length a run can have inside the ball of radius R); None if it does not
-    settle (outside the regime)."""
+    settle (outside the regime).
+    """
     R = max(R, 1e-300)
     for _ in range(iters):
         Rn = reach(R)
@@ -221,7 +221,8 @@ def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: i
                   task: int = 0) -> float | None:
     """Smallest R found with ``steps·η·G(R) ≤ R`` (then every iterate of ``steps`` GD steps
     stays in the ball, by induction: each step has length ≤ ηG(R)); ``None`` if the fixed-point
-    iteration R ← steps·η·G(R) does not settle (outside the regime)."""
+    iteration R ← steps·η·G(R) does not settle (outside the regime).
+    """
     return _fixed_point_radius(lambda R: steps * eta * bounds(prob, R, task).G,
                                steps * eta * g_norm, iters)
 
@@ -237,7 +238,8 @@ def sgd_epoch_error_bound(prob: Problem, eta: float, batches: list[Tensor], R: f
     (means over the batch's samples) on the ball of radius R,
     ‖τ + η Σ_b g_b‖ ≤ η² Σ_b M_b Σ_{c<b} G_c, valid when η Σ_b G_b ≤ R (then every iterate
     stays in the ball). The caller checks the regime with :func:`sgd_regime`. ``terms``
-    gives the constants of M_b (see :func:`bounds`)."""
+    gives the constants of M_b (see :func:`bounds`).
+    """
     total, prefix = 0.0, 0.0
     for b in batches:
         total += bounds(prob, R, task, index=b, terms=terms).M * prefix

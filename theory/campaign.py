@@ -255,7 +255,8 @@ CURVE_KEYS = ("slope_r1", "slope_r2", "band_r1", "band_r2", "window_r1", "window
 
 def representative_curves(run: RunResult, limit: int = CURVES_PER_CLAIM) -> list[dict]:
     """The residual curves of the ``limit`` holding examples with the longest r₂ windows,
-    with their case, slopes and windows: what the report's error-vs-η panels plot."""
+    with their case, slopes and windows: what the report's error-vs-η panels plot.
+    """
     picks = [r for r in run.records if r.verdict == HOLDS and r.curve
              and r.measurements.get("slope_r2") is not None]
     picks = sorted(picks, key=lambda r: -int(r.measurements.get("points_r2") or 0))[:limit]

@@ -85,12 +85,14 @@ class Case:
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
+        """The case as one line of JSON (what ``tvgrad reproduce --case`` takes)."""
         d = asdict(self)
         d["spec"]["widths"] = list(d["spec"]["widths"])
         return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Case":
+        """The case of a JSON line written by :meth:`to_json`."""
         d = json.loads(text)
         d["spec"] = NetSpec(**{**d["spec"], "widths": tuple(d["spec"]["widths"])})
         return cls(**d)
@@ -109,6 +111,7 @@ class Case:
         }
 
     def with_(self, **kw) -> "Case":
+        """A copy with some fields replaced (validated again)."""
         return replace(self, **kw)
 
 

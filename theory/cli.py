@@ -6,7 +6,6 @@ parser — and the empirical commands beside these — stays light.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path

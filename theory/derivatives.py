@@ -1,4 +1,4 @@
-"""Gradients and Hessian-vector products with :mod:`torch.func`, and the exact dense reference.
+r"""Gradients and Hessian-vector products with :mod:`torch.func`, and the exact dense reference.
 
 Every function takes a scalar function ``f`` of parameters ``theta`` — a tensor or a dict
 of tensors (any pytree ``torch.func`` accepts) — and returns results of the same structure.
@@ -7,10 +7,10 @@ Two matrix-free Hessian-vector products are provided:
 
 .. math::
 
-    \\text{fwd-rev:}\\; Hv = \\partial_\\epsilon \\nabla f(\\theta + \\epsilon v)\\big|_{\\epsilon=0}
-    \\quad(\\texttt{jvp}\\text{ of }\\texttt{grad}),\\qquad
-    \\text{rev-rev:}\\; Hv = \\nabla_\\theta \\langle \\nabla f(\\theta), v\\rangle
-    \\quad(\\texttt{vjp}\\text{ of }\\texttt{grad}).
+    \text{fwd-rev:}\; Hv = \partial_\epsilon \nabla f(\theta + \epsilon v)\big|_{\epsilon=0}
+    \quad(\texttt{jvp}\text{ of }\texttt{grad}),\qquad
+    \text{rev-rev:}\; Hv = \nabla_\theta \langle \nabla f(\theta), v\rangle
+    \quad(\texttt{vjp}\text{ of }\texttt{grad}).
 
 :func:`dense_hessian` (``torch.func.hessian``) is the exact reference every HVP is compared
 to in the tests. :func:`hvp` is the one the claims use: rev-rev, the faster of the two in
@@ -20,24 +20,27 @@ fwd-rev; README, "Benchmarks").
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp
 
+from ..errors import InvalidInput
+
 Params = Tensor | dict[str, Tensor]
 Scalar = Callable[[Params], Tensor]
 
 
 def gradient(f: Scalar, theta: Params) -> Params:
-    """:math:`\\nabla f(\\theta)`."""
+    r""":math:`\nabla f(\theta)`."""
     return grad(f)(theta)
 
 
 def _check_like(theta: Params, v: Params) -> None:
     """``v`` must have the structure and shapes of ``theta`` (else a clear error)."""
-    from ..errors import InvalidInput
     if isinstance(theta, Tensor) != isinstance(v, Tensor):
         raise InvalidInput("v and theta must both be tensors or both be dicts")
     pairs = [("theta", theta, v)] if isinstance(theta, Tensor) else None
@@ -51,16 +54,40 @@ def _check_like(theta: Params, v: Params) -> None:
 
 
 def hvp_fwd_rev(f: Scalar, theta: Params, v: Params) -> Params:
-    """:math:`\\nabla^2 f(\\theta)\\,v` by forward-over-reverse (``jvp`` of ``grad``)."""
+    r""":math:`\nabla^2 f(\theta)\,v` by forward-over-reverse (``jvp`` of ``grad``)."""
     _check_like(theta, v)
     return jvp(grad(f), (theta,), (v,))[1]
 
 
 def hvp_rev_rev(f: Scalar, theta: Params, v: Params) -> Params:
-    """:math:`\\nabla^2 f(\\theta)\\,v` by reverse-over-reverse (``vjp`` of ``grad``)."""
+    r""":math:`\nabla^2 f(\theta)\,v` by reverse-over-reverse (``vjp`` of ``grad``).
+
+    Raises:
+        NotTwiceDifferentiable: an operation of ``f`` has no double backward in PyTorch.
+    """
     _check_like(theta, v)
-    _, pullback = vjp(grad(f), theta)
-    return pullback(v)[0]
+    with _second_order(f):
+        _, pullback = vjp(grad(f), theta)
+        return pullback(v)[0]
+
+
+class NotTwiceDifferentiable(InvalidInput):
+    """An operation has no second derivative in PyTorch, so no Hessian-vector product exists."""
+
+
+@contextlib.contextmanager
+def _second_order(f):
+    try:
+        yield
+    except RuntimeError as exc:
+        m = re.search(r"derivative for (\S+) is not implemented", str(exc))
+        if m is None:
+            raise
+        raise NotTwiceDifferentiable(
+            f"the loss uses {m.group(1)}, which has no double backward in PyTorch: "
+            f"Hessian-vector products (every second-order claim) are impossible through it. "
+            f"Use a smooth replacement (e.g. SiLU/GELU for hardswish/hardsigmoid); attention "
+            f"must run under the math SDPA backend (tvgrad.ModuleProblem does this).") from None
 
 
 hvp = hvp_rev_rev

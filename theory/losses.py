@@ -86,10 +86,10 @@ LOSSES: Registry[Loss] = Registry("loss", {
 
 
 def loss_value(loss: str, out: Tensor, target: Tensor) -> Tensor:
-    """Mean loss ``loss`` of outputs ``out`` against ``target`` (a registry key).
+    r"""Mean loss ``loss`` of outputs ``out`` against ``target`` (a registry key).
 
     * ``cross_entropy``: ``target`` holds class indices (int64).
     * ``mse``: ``target`` has the shape of ``out``; the loss is
-      :math:`\\frac1n\\sum_i \\tfrac12\\lVert f(x_i)-y_i\\rVert^2`.
+      :math:`\frac1n\sum_i \tfrac12\lVert f(x_i)-y_i\rVert^2`.
     """
     return LOSSES[loss].value(out, target)

@@ -20,13 +20,14 @@ Conventions, stated once:
 * **Attention.** Every forward runs under the math backend of
   ``scaled_dot_product_attention`` (:func:`torch.nn.attention.sdpa_kernel`): the fused CPU/CUDA
   kernels have no double backward, which Hessian-vector products need.
-* **Kinks** (ReLU, LeakyReLU, hardtanh/ReLU6/clamp, hardswish, abs, maximum/minimum, and any
-  tensor comparison ``>``/``<``/…) are *tracked*: a ``TorchFunctionMode`` records, on every
-  forward, the sign pattern of their inputs (or the comparison's result), so the expansion
-  claims exclude the η where the pattern changes, as they do for ReLU feed-forward networks.
-  Operations that select by value without a pattern we can record (max pooling, max/min
-  reductions, sort, top-k, rounding) are *refused* at construction with
-  :class:`NonSmoothModel`, naming the operation.
+* **Kinks** (ReLU, LeakyReLU, ELU, hardtanh/ReLU6/clamp, hardswish/hardsigmoid, abs,
+  maximum/minimum, max pooling, and any tensor comparison ``>``/``<``/…) are *tracked*: a
+  ``TorchFunctionMode`` records, on every forward, the sign pattern of their inputs (the
+  argmax indices of a max pooling, the comparison's result), so the expansion claims exclude
+  the η where the pattern changes, as they do for ReLU feed-forward networks. Operations that
+  select by value without a pattern recorded here (max/min reductions, sort, top-k, rounding,
+  fractional max pooling, RReLU) are *refused* at construction with :class:`NonSmoothModel`,
+  naming the operation.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class ParamLayout:
 @dataclass
 class TaskData:
     """The samples of one task: model inputs (a tuple, passed positionally), targets, and the
-    sizes of the batches they were given in (their order is the SGD order)."""
+    sizes of the batches they were given in (their order is the SGD order).
+    """
 
     inputs: Inputs
     targets: Tensor
@@ -168,8 +170,12 @@ def _pairwise(args, kwargs) -> list[Tensor]:
     return [args[0] > args[1]]
 
 
-def _result(args, kwargs, result) -> list[Tensor]:
-    return [result]
+def _pool_indices(with_indices: Callable):
+    """Max pooling's pattern: which input each output takes (its argmax indices)."""
+    def rule(args, kwargs) -> list[Tensor]:
+        kw = {k: v for k, v in kwargs.items() if k != "return_indices"}
+        return [with_indices(*args, **kw)[1]]
+    return rule
 
 
 _KINKS: dict[Callable, Callable] = {
@@ -183,15 +189,19 @@ _KINKS: dict[Callable, Callable] = {
     torch.clamp: _range("min", "max", None, None), torch.clip: _range("min", "max", None, None),
     Tensor.clamp: _range("min", "max", None, None), Tensor.clip: _range("min", "max", None, None),
     torch.maximum: _pairwise, torch.minimum: _pairwise,
+    F.max_pool1d: _pool_indices(F.max_pool1d_with_indices),
+    F.max_pool2d: _pool_indices(F.max_pool2d_with_indices),
+    F.max_pool3d: _pool_indices(F.max_pool3d_with_indices),
+    F.adaptive_max_pool1d: _pool_indices(F.adaptive_max_pool1d_with_indices),
+    F.adaptive_max_pool2d: _pool_indices(F.adaptive_max_pool2d_with_indices),
+    F.adaptive_max_pool3d: _pool_indices(F.adaptive_max_pool3d_with_indices),
 }
 # comparisons: their boolean result *is* the pattern
 _COMPARISONS = {torch.gt, torch.lt, torch.ge, torch.le, Tensor.gt, Tensor.lt, Tensor.ge,
                 Tensor.le, Tensor.__gt__, Tensor.__lt__, Tensor.__ge__, Tensor.__le__,
                 torch.argmax, torch.argmin, Tensor.argmax, Tensor.argmin}
 _REFUSED = {f: name for name, f in [
-    ("max_pool1d", F.max_pool1d), ("max_pool2d", F.max_pool2d), ("max_pool3d", F.max_pool3d),
-    ("adaptive_max_pool1d", F.adaptive_max_pool1d), ("adaptive_max_pool2d", F.adaptive_max_pool2d),
-    ("adaptive_max_pool3d", F.adaptive_max_pool3d), ("torch.max", torch.max),
+    ("fractional_max_pool2d", F.fractional_max_pool2d), ("torch.max", torch.max),
     ("torch.min", torch.min), ("Tensor.max", Tensor.max), ("Tensor.min", Tensor.min),
     ("torch.amax", torch.amax), ("torch.amin", torch.amin), ("torch.sort", torch.sort),
     ("torch.topk", torch.topk), ("torch.kthvalue", torch.kthvalue),
@@ -400,7 +410,8 @@ class ModuleProblem:
 
     def _probe(self) -> Callable[[Tensor], Tensor] | None:
         """Classify the model at construction: smooth (None), kinks tracked (a pattern map),
-        or refused (:class:`NonSmoothModel`). Also checks that the loss is a finite scalar."""
+        or refused (:class:`NonSmoothModel`). Also checks that the loss is a finite scalar.
+        """
         with torch.no_grad():
             value = self.loss_fn(0)(self.theta0)
         if value.dim() != 0:

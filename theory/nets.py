@@ -1,4 +1,4 @@
-"""Feed-forward networks and losses, as real ``nn.Module`` objects and as pure functions.
+r"""Feed-forward networks and losses, as real ``nn.Module`` objects and as pure functions.
 
 The same :class:`FFN` is used two ways:
 
@@ -7,7 +7,7 @@ The same :class:`FFN` is used two ways:
 * through :func:`torch.func.functional_call` on a parameter dict or a flat vector
   (derivatives, vmapped trajectories).
 
-Network: :math:`f(x;\\theta) = W_L\\,\\sigma(\\cdots\\sigma(W_1 x + b_1)\\cdots) + b_L` with
+Network: :math:`f(x;\theta) = W_L\,\sigma(\cdots\sigma(W_1 x + b_1)\cdots) + b_L` with
 ``depth`` hidden layers of the given ``widths``.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -55,14 +56,17 @@ class NetSpec:
 
     @property
     def depth(self) -> int:
+        """Number of hidden layers."""
         return len(self.widths)
 
     @property
     def dims(self) -> tuple[int, ...]:
+        """Layer sizes: input, hidden widths, output."""
         return (self.in_dim, *self.widths, self.out_dim)
 
     @property
     def num_params(self) -> int:
+        """Number of parameters (weights and biases)."""
         d = self.dims
         return sum(d[i] * d[i + 1] + (d[i + 1] if self.bias else 0) for i in range(len(d) - 1))
 

@@ -25,6 +25,7 @@ settings.register_profile("verify", max_examples=EXAMPLES["verify"], **_COMMON)
 
 
 def profile_name(name: str | None = None) -> str:
+    """Validate a profile name (default: ``$TVGRAD_PROFILE`` or ``dev``)."""
     name = name or os.environ.get(ENV, "dev")
     if name not in EXAMPLES:
         raise InvalidInput(f"unknown Hypothesis profile {name!r} (from {ENV} or --profile); "

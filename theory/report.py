@@ -120,7 +120,8 @@ def _tolerance_usage(fig, ax, rows: list[dict]) -> Markup | None:
 
 def bound_tightness(rows: list[dict]) -> Markup | None:
     """Actual error vs bound (log-log, y = x), ratios by depth, activation, loss and width,
-    and the Hessian-norm bound vs the exact norm."""
+    and the Hessian-norm bound vs the exact norm.
+    """
     err = [r for r in rows if r["claim"] == "ffn_second_order_error_bound" and r["verdict"] == "holds"]
     hess = [r for r in rows if r["claim"] == "ffn_hessian_bound" and r["verdict"] == "holds"]
     if not err and not hess:

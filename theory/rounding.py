@@ -35,7 +35,7 @@ def gamma(n: int, u: float) -> float:
 
 
 def sgd_step_tolerance(theta0: Tensor, ghat: Tensor, lr: float) -> Tensor:
-    """Bound on ``|τ̂ + η ĝ|`` per coordinate for one SGD step, τ̂ = fl(θ₁) − θ₀.
+    r"""Bound on ``|τ̂ + η ĝ|`` per coordinate for one SGD step, τ̂ = fl(θ₁) − θ₀.
 
     The step is what ``torch.optim.SGD`` does, ``θ₁ = fl(θ₀ + fl(−η̃ ĝ))`` (or fused into one
     rounding), followed by the user's subtraction ``τ̂ = fl(θ₁ − θ₀)``. Here ĝ is the computed
@@ -44,13 +44,13 @@ def sgd_step_tolerance(theta0: Tensor, ghat: Tensor, lr: float) -> Tensor:
 
     .. math::
 
-        s &= \\tilde\\eta\\hat g(1+\\delta_1) = b(1+\\theta_2),\\ |\\theta_2|\\le\\gamma_2,\\qquad
-        \\theta_1 = (a - s)(1+\\delta_2),\\qquad \\hat\\tau = (\\theta_1 - a)(1+\\delta_3),\\\\
-        \\hat\\tau + b &= (b - s) + (a - s)\\delta_2 + (\\theta_1 - a)\\delta_3,\\\\
-        |\\hat\\tau + b| &\\le \\gamma_2|b| + u(|a| + (1+\\gamma_2)|b|)
-            + u\\big((1+\\gamma_2)|b|(1+u) + u|a|\\big)\\\\
-        &= u(1+u)\\,|a| + \\big(\\gamma_2 + u(1+\\gamma_2)(2+u)\\big)\\,|b|
-        \\;\\approx\\; u|\\theta_0| + 4u|\\eta\\hat g|.
+        s &= \tilde\eta\hat g(1+\delta_1) = b(1+\theta_2),\ |\theta_2|\le\gamma_2,\qquad
+        \theta_1 = (a - s)(1+\delta_2),\qquad \hat\tau = (\theta_1 - a)(1+\delta_3),\\
+        \hat\tau + b &= (b - s) + (a - s)\delta_2 + (\theta_1 - a)\delta_3,\\
+        |\hat\tau + b| &\le \gamma_2|b| + u(|a| + (1+\gamma_2)|b|)
+            + u\big((1+\gamma_2)|b|(1+u) + u|a|\big)\\
+        &= u(1+u)\,|a| + \big(\gamma_2 + u(1+\gamma_2)(2+u)\big)\,|b|
+        \;\approx\; u|\theta_0| + 4u|\eta\hat g|.
 
     A fused multiply-add sets δ₁ = 0, and an η exact in the dtype sets the second rounding in
     θ₂ to 0; both only shrink the error, so the bound covers every CPU/GPU kernel.

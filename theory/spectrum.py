@@ -1,5 +1,6 @@
 """Exact references for ‖∇²L(θ)‖₂: dense ``torch.func.hessian`` + ``eigvalsh`` for small p,
-Lanczos (``scipy.sparse.linalg.eigsh`` over a LinearOperator of HVPs) for larger p."""
+Lanczos (``scipy.sparse.linalg.eigsh`` over a LinearOperator of HVPs) for larger p.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def hessian_spectral_norm_lanczos(f, theta: Tensor, tol: float = 1e-12) -> tuple
 
 
 def hessian_spectral_norm(f, theta: Tensor) -> tuple[float, Tensor]:
+    """‖∇²f(θ)‖₂ and its eigenvector: dense below ``DENSE_MAX`` parameters, else Lanczos."""
     if theta.numel() <= DENSE_MAX:
         return hessian_spectral_norm_dense(f, theta)
     return hessian_spectral_norm_lanczos(f, theta)

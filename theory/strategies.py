@@ -12,7 +12,7 @@ import math
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS
+from .activations import ACTIVATIONS
 from .cases import Case
 from .losses import LOSSES
 from .nets import NetSpec
@@ -71,13 +71,20 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
     """Random problems for the claims.
 
     Args:
-        activations, losses: allowed choices (first = what a failure shrinks to).
-        max_depth, max_width: architecture limits.
-        max_n: samples per task (1..max_n).
-        min_tasks, max_tasks: number of tasks T.
-        min_epochs, max_epochs: k is drawn in min_epochs..max_epochs.
+        draw: Hypothesis' draw function (supplied by ``@st.composite``).
+        activations: allowed activations (the first is what a failure shrinks to).
+        losses: allowed losses (the first is what a failure shrinks to).
+        max_depth: largest number of hidden layers.
+        max_width: largest hidden width.
+        max_n: samples per task are drawn in 1..max_n.
+        min_tasks: fewest tasks T.
+        max_tasks: most tasks T.
+        min_epochs: smallest k.
+        max_epochs: largest k.
         minibatch: draw a batch size (last batch smaller when it does not divide n) and a
-            reshuffle flag; the total number of steps is kept in ``min_steps..max_steps``.
+            reshuffle flag.
+        min_steps: fewest SGD steps in total (with ``minibatch``).
+        max_steps: most SGD steps in total (with ``minibatch``).
         eta: range of the log-uniform learning rate.
         allow_minimum: sometimes put MSE targets at the network's outputs (∇L = 0).
     """
@@ -135,5 +142,3 @@ def edge_cases(*, tasks: int = 1, epochs: int = 2, minibatch: bool = False,
              **base),                                                            # deep and wide
     )
 
-
-SMOOTH = SMOOTH_ACTIVATIONS

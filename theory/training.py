@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.func import grad, vmap
+from torch.func import grad_and_value, vmap
 
 Loss = Callable[[Tensor], Tensor]
 
@@ -37,13 +37,16 @@ def _rowwise(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
     """
     state = {"vmap": True}
 
-    def apply(theta: Tensor) -> Tensor:
+    def apply(theta: Tensor):
         if state["vmap"]:
             try:
                 return vmap(fn)(theta)
             except (RuntimeError, NotImplementedError, ValueError, TypeError):
                 state["vmap"] = False
-        return torch.stack([fn(row) for row in theta])
+        rows = [fn(row) for row in theta]
+        if isinstance(rows[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*rows))
+        return torch.stack(rows)
 
     return apply
 
@@ -71,11 +74,9 @@ def run_steps(step_losses: Sequence[Loss], theta0: Tensor, etas: Tensor,
     rows_pattern = _rowwise(pattern) if pattern is not None else None
     cache: dict = {}
     for f in step_losses:
-        if f not in cache:  # one vectorised (or looped) pair per distinct step loss
-            cache[f] = (_rowwise(f), _rowwise(grad(f)))
-        value, gradient = cache[f]
-        loss = value(theta)
-        g = gradient(theta)
+        if f not in cache:  # one vectorised (or looped) map per distinct step loss
+            cache[f] = _rowwise(grad_and_value(f))
+        g, loss = cache[f](theta)
         finite &= torch.isfinite(loss) & torch.isfinite(g).all(dim=1)
         gsum += torch.linalg.vector_norm(g, dim=1)
         theta = theta - etas[:, None] * g

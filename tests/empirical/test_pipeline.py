@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from tvgrad.empirical import finetune as ft
 from tvgrad.cli import main
+from tvgrad.empirical import finetune as ft
 from tvgrad.empirical.data import DatasetMissing, load_splits, seeded_split
 from tvgrad.empirical.finetune import FinetuneConfig, finetune
 from tvgrad.empirical.io import load_tensors

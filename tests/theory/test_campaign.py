@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from tvgrad.theory import campaign
 from tvgrad.cli import main
+from tvgrad.errors import InvalidInput
+from tvgrad.theory import campaign
 from tvgrad.theory.campaign import run_claim, verify
 from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Variant
 from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
-from tvgrad.errors import InvalidInput
 
 
 def test_verify_writes_valid_json_and_csv(tmp_path):

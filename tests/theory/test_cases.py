@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from tvgrad.theory.derivatives import gradient
 from tvgrad.errors import InvalidInput
 from tvgrad.theory.activations import ACTIVATIONS
+from tvgrad.theory.cases import Case, Problem, batch_sequence
+from tvgrad.theory.derivatives import gradient
 from tvgrad.theory.losses import loss_value
 from tvgrad.theory.nets import NetSpec, init_module
-from tvgrad.theory.cases import Case, Problem, batch_sequence
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -10,9 +10,9 @@ wrong formula (a missing term, a transposed block) is off by O(1).
 import pytest
 import torch
 
+from tvgrad.theory.cases import Case, Problem
 from tvgrad.theory.derivatives import dense_hessian, flatten, gradient, hvp, hvp_fwd_rev, hvp_rev_rev
 from tvgrad.theory.nets import NetSpec
-from tvgrad.theory.cases import Case, Problem
 
 REL_TOL = 1e-10
 
@@ -71,14 +71,24 @@ def test_dense_hessian_symmetric_and_dict_params_agree():
 
 
 def test_planted_wrong_hvp_is_caught():
-    """A check that cannot fail is a defect: a Gauss–Newton-only product must be rejected."""
+    """A check that cannot fail is a defect: a Gauss–Newton product (J^T J v / n, the Hessian
+    without its residual-times-curvature term) and an HVP 10⁻⁸ off in scale must both exceed
+    the tolerance of the comparison used above."""
     prob = Problem.build(FACTORIES["tanh-mse-depth1"](0))
-    f = prob.loss_fn(0)
-    th = prob.theta0
+    f, th = prob.loss_fn(0), prob.theta0
+    x, n = prob.data[0].x, prob.data[0].n
     H = dense_hessian(f, th)
-    v = torch.ones_like(th)
-    wrong = hvp(f, th, v) * (1 + 1e-8)
-    assert float((wrong - H @ v).norm() / (H @ v).norm()) > REL_TOL
+    v = torch.randn(th.shape, generator=torch.Generator().manual_seed(0), dtype=th.dtype)
+
+    def outputs(t):
+        return torch.func.functional_call(prob.module, prob.layout.unflatten(t), (x,))
+    _, Jv = torch.func.jvp(outputs, (th,), (v,))
+    _, pullback = torch.func.vjp(outputs, th)
+    gauss_newton = pullback(Jv)[0] / n  # MSE ½‖f − y‖² averaged: GN = JᵀJ/n
+    want = H @ v
+    for wrong in (gauss_newton, hvp(f, th, v) * (1 + 1e-8)):
+        assert float((wrong - want).norm() / want.norm()) > REL_TOL
+    assert float((hvp(f, th, v) - want).norm() / want.norm()) <= REL_TOL
 
 
 def test_mismatched_shapes_are_clear_errors():

@@ -5,8 +5,8 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from tvgrad.theory.nets import NetSpec
 from tvgrad.theory.cases import Case
+from tvgrad.theory.nets import NetSpec
 from tvgrad.theory.strategies import cases, edge_cases, log_uniform, net_specs
 
 

@@ -1,5 +1,6 @@
 """What a claim is: an id, a LaTeX statement, a check, the strategy it runs under, its named
-terms, and the planted wrong variants (replacements of those terms) that its check must reject."""
+terms, and the planted wrong variants (replacements of those terms) that its check must reject.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class Outcome:
 
     def clean_measurements(self) -> dict[str, Any]:
         """Measurements with non-finite floats turned into strings (valid JSON); keys starting
-        with ``_`` (bulky traces such as residual curves) are left out."""
+        with ``_`` (bulky traces such as residual curves) are left out.
+        """
         out = {}
         for k, v in self.measurements.items():
             if k.startswith("_"):

@@ -1,20 +1,27 @@
-"""Claims of the explicit feed-forward bound (docs/bound.md): soundness against exact
-Hessians and gradients, and the a-priori / trajectory error bounds with tightness records."""
+"""Claims of the explicit feed-forward bound (theory/bound.md): soundness against exact
+Hessians and gradients, and the a-priori / trajectory error bounds with tightness records.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Mapping
 
 import torch
 from hypothesis import strategies as st
 
-from dataclasses import replace
-from typing import Mapping
-
 from .. import strategies
 from ..activations import ACTIVATIONS, SMOOTH_ACTIVATIONS
-from ..bound import (BoundTerms, apriori_error_bound, bounds, regime_radius,
-                     sgd_epoch_error_bound, sgd_regime, trajectory_error_bound)
+from ..bound import (
+    BoundTerms,
+    apriori_error_bound,
+    bounds,
+    regime_radius,
+    sgd_epoch_error_bound,
+    sgd_regime,
+    trajectory_error_bound,
+)
 from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient
 from ..nets import NetSpec
@@ -50,7 +57,8 @@ def _last_layer_only(c):
 @st.composite
 def bound_cases(draw, *, error: bool = False) -> Case:
     """Smooth-activation problems with a ball radius (log-uniform 10⁻³…1) or, for the error
-    bound, k ≥ 2 epochs and a small η (the bound's regime needs kηG(R) ≤ R)."""
+    bound, k ≥ 2 epochs and a small η (the bound's regime needs kηG(R) ≤ R).
+    """
     c = draw(strategies.cases(activations=("tanh",) + tuple(a for a in SMOOTH_ACTIVATIONS if a != "tanh"),
                               max_depth=3, max_width=16, max_n=32, min_epochs=2 if error else 1,
                               max_epochs=6 if error else 1,
@@ -63,7 +71,8 @@ def bound_cases(draw, *, error: bool = False) -> Case:
 
 def _points(prob: FFNProblem, R: float, f, seed: int):
     """θ₀, random points at radius R/2 and R, and θ₀ ± R·(top eigenvector of H(θ₀)); also
-    returns ‖H(θ₀)‖₂, which the top eigenvector's computation gives for free."""
+    returns ‖H(θ₀)‖₂, which the top eigenvector's computation gives for free.
+    """
     th = prob.theta0
     gen = torch.Generator().manual_seed(seed + 31)
     norm0, vtop = hessian_spectral_norm(f, th)
@@ -115,7 +124,8 @@ def check_gradient_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
 
 def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     """‖τ⁽ᵏ⁾ + kηg‖ ≤ η²M(R)G(R)k(k−1)/2 (a priori) and ≤ ηM(R_t)Σ‖θ_i − θ₀‖ (trajectory),
-    on examples inside the regime kηG(R) ≤ R; the others are counted as inconclusive."""
+    on examples inside the regime kηG(R) ≤ R; the others are counted as inconclusive.
+    """
     prob = FFNProblem(case)
     bt, scale = _terms(terms)
     f, th, k, eta = prob.loss_fn(0), prob.theta0, case.epochs, case.eta
@@ -200,7 +210,7 @@ FFN_HESSIAN_BOUND = Claim(
               *M_ABLATIONS),
     terms=BOUND_TERMS, examples=_edge,
     notes="Exact ‖∇²L‖₂ by dense torch.func.hessian + eigh at θ₀, θ₀ ± R·v_top and random points "
-          "at R/2 and R; slack 10·p·u·‖H‖ for the eigensolver (Weyl). docs/bound.md.")
+          "at R/2 and R; slack 10·p·u·‖H‖ for the eigensolver (Weyl). theory/bound.md.")
 
 FFN_GRADIENT_BOUND = Claim(
     id="ffn_gradient_bound", title="G(R) bounds the gradient norm over the ball",
@@ -210,7 +220,7 @@ FFN_GRADIENT_BOUND = Claim(
                       must_reject=False),
               Variant("last_layer_only", "Jacobian bound of the output layer's parameters only",
                       {"jacobian": _last_layer_only})),
-    terms=BOUND_TERMS, examples=_edge, notes="Same points as ffn_hessian_bound. docs/bound.md.")
+    terms=BOUND_TERMS, examples=_edge, notes="Same points as ffn_hessian_bound. theory/bound.md.")
 
 FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     id="ffn_second_order_error_bound",

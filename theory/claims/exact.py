@@ -28,7 +28,8 @@ def _flat(params: list[torch.nn.Parameter], attr: str = "data") -> Tensor:
 
 def task_gradient(prob: ModuleProblem, tasks: list[int]) -> tuple[torch.nn.Module, Tensor, Tensor]:
     """A fresh copy of the θ₀ module with ``.grad`` = ∇ Σ_{t∈tasks} L_t (one backward of the
-    summed per-task losses, as multitask training does). Returns (module, loss, flat grad)."""
+    summed per-task losses, as multitask training does). Returns (module, loss, flat grad).
+    """
     module = prob.module_at_theta0()
     module.zero_grad(set_to_none=True)
     loss = prob.module_loss(module, tasks)
@@ -72,12 +73,12 @@ ONE_EPOCH_VARIANTS = (
 
 def one_epoch_on(problem: ModuleProblem, terms: Mapping = ONE_EPOCH_TERMS, *,
                  eta: float = 1e-2) -> Outcome:
-    """One full-batch epoch is one gradient step, in float64 and float32.
+    r"""One full-batch epoch is one gradient step, in float64 and float32.
 
     .. math::
 
-        \\hat\\tau^{(1)} = \\mathrm{fl}(\\theta_1) - \\theta_0 = -\\eta\\,\\hat g
-        \\quad\\text{per coordinate within } u(1+u)|\\theta_0| + (\\gamma_2 + u(1+\\gamma_2)(2+u))|\\eta\\hat g|
+        \hat\tau^{(1)} = \mathrm{fl}(\theta_1) - \theta_0 = -\eta\,\hat g
+        \quad\text{per coordinate within } u(1+u)|\theta_0| + (\gamma_2 + u(1+\gamma_2)(2+u))|\eta\hat g|
 
     The module is finetuned with ``torch.optim.SGD`` and θ₀ subtracted, as a user computes a
     task vector (:func:`tvgrad.theory.rounding.sgd_step_tolerance` derives the tolerance).
@@ -177,15 +178,28 @@ def _merged_tolerance(S: Tensor, err_S: Tensor, G: Tensor, err_G: Tensor, merged
     return (err_m + err_mtl) * (1 + 16 * U64)
 
 
+def _task_vectors(prob: ModuleProblem, eta: float) -> tuple[list, list, list] | str:
+    """Each task's one-epoch τ̂_t, its gradient ĝ_t and step tolerance; or why it diverged."""
+    taus, grads, tols = [], [], []
+    for t in range(prob.num_tasks):
+        tau, g, loss1 = finetune_one_epoch(prob, t, eta)
+        if not (torch.isfinite(loss1) and torch.isfinite(tau).all()):
+            return f"task {t} loss after one epoch {loss1.item()}"
+        taus.append(tau)
+        grads.append(g)
+        tols.append(sgd_step_tolerance(prob.theta0, g, eta))
+    return taus, grads, tols
+
+
 def ta_equals_mtl_on(problem: ModuleProblem, terms: Mapping = TA_TERMS, *,
                      eta: float = 1e-2) -> Outcome:
-    """Task arithmetic of one-epoch task vectors is one multitask gradient step.
+    r"""Task arithmetic of one-epoch task vectors is one multitask gradient step.
 
     .. math::
 
-        \\sum_t \\tau_t^{(1)} = -\\eta\\,\\nabla\\Big(\\sum_t L_t\\Big)(\\theta_0),\\qquad
-        \\theta_0 + \\alpha\\sum_t\\tau_t^{(1)} = \\theta_0 - \\alpha T\\eta\\,
-        \\nabla\\Big(\\tfrac1T\\sum_t L_t\\Big)(\\theta_0),\\quad \\alpha \\in \\{1, 0.37\\}
+        \sum_t \tau_t^{(1)} = -\eta\,\nabla\Big(\sum_t L_t\Big)(\theta_0),\qquad
+        \theta_0 + \alpha\sum_t\tau_t^{(1)} = \theta_0 - \alpha T\eta\,
+        \nabla\Big(\tfrac1T\sum_t L_t\Big)(\theta_0),\quad \alpha \in \{1, 0.37\}
 
     Tolerances (per coordinate, exact reference −ηΣ_t ĝ_t with ĝ_t the per-task gradients):
 
@@ -214,14 +228,10 @@ def ta_equals_mtl_on(problem: ModuleProblem, terms: Mapping = TA_TERMS, *,
     for dtype in DTYPES:
         name = _dtype_name(dtype)
         prob = problem.to(dtype)
-        taus, grads, tols = [], [], []
-        for t in range(T):
-            tau, g, loss1 = finetune_one_epoch(prob, t, eta)
-            if not (torch.isfinite(loss1) and torch.isfinite(tau).all()):
-                return Outcome(DIVERGED, meas, f"{name}: task {t} loss after one epoch {loss1.item()}")
-            taus.append(tau)
-            grads.append(g)
-            tols.append(sgd_step_tolerance(prob.theta0, g, eta))
+        per_task = _task_vectors(prob, eta)
+        if isinstance(per_task, str):
+            return Outcome(DIVERGED, meas, f"{name}: {per_task}")
+        taus, grads, tols = per_task
         S = taus[0]
         for t in taus[1:]:
             S = S + t

@@ -1,4 +1,4 @@
-"""Checking a claimed expansion ``q(η) = η v₁ + η² v₂ + O(η³)`` by log-log slopes.
+r"""Checking a claimed expansion ``q(η) = η v₁ + η² v₂ + O(η³)`` by log-log slopes.
 
 A claim supplies a quantity ``q(η)`` (a task vector, or a difference of task vectors) computed
 by actually running the trajectories for every η of a geometric grid, and the vectors ``v₁``
@@ -6,8 +6,8 @@ and ``v₂`` it predicts. Two residuals are measured:
 
 .. math::
 
-    r_1(\\eta) = \\lVert q(\\eta) - \\eta v_1\\rVert \\;(\\text{claimed } O(\\eta^2)),\\qquad
-    r_2(\\eta) = \\lVert q(\\eta) - \\eta v_1 - \\eta^2 v_2\\rVert \\;(\\text{claimed } O(\\eta^3)).
+    r_1(\eta) = \lVert q(\eta) - \eta v_1\rVert \;(\text{claimed } O(\eta^2)),\qquad
+    r_2(\eta) = \lVert q(\eta) - \eta v_1 - \eta^2 v_2\rVert \;(\text{claimed } O(\eta^3)).
 
 **Window.** A grid point is usable when its trajectories are finite (no divergence), keep
 their ReLU activation pattern (smooth activations always do), and the expansion holds there:
@@ -71,6 +71,7 @@ class GridEval:
 
     @property
     def ok(self) -> Tensor:
+        """Grid points that are finite and keep their activation pattern."""
         return self.finite & self.kept
 
 
@@ -103,15 +104,12 @@ def _longest_run(mask: Tensor) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class SlopeFit:
+    """A least-squares log-log slope over a window of η, with its accepted band."""
     slope: float
     band: float
     eta_lo: float
     eta_hi: float
     points: int
-
-    @property
-    def decades(self) -> float:
-        return math.log10(self.eta_hi / self.eta_lo) if self.points else 0.0
 
 
 def fit_slope(etas: Tensor, r: Tensor, mask: Tensor) -> SlopeFit | None:
@@ -129,6 +127,27 @@ def fit_slope(etas: Tensor, r: Tensor, mask: Tensor) -> SlopeFit | None:
     slope = float((w * y).sum())
     band = math.log1p(CONTAMINATION) * float(w.abs().sum())
     return SlopeFit(slope, band, lo, hi, j - i)
+
+
+def _fit_windows(etas: Tensor, residuals: dict, regime: Tensor, floor: Tensor,
+                 meas: dict) -> dict:
+    """Slope fits of each residual over its window (regime points ≥ F× floor)."""
+    fits = {}
+    for name, r in residuals.items():
+        mask = regime & (r >= FLOOR_FACTOR * floor)
+        fits[name] = f = fit_slope(etas, r, mask)
+        if f is not None:
+            meas.update({f"slope_{name}": f.slope, f"band_{name}": f.band,
+                         f"window_{name}": [f.eta_lo, f.eta_hi], f"points_{name}": f.points})
+    return fits
+
+
+def _detail_rows(etas, r1, r2, floor, ratio, ok) -> str:
+    """Every grid point's residuals, floor and ratio, for failure messages."""
+    return "\n".join(
+        f"  η={etas[j].item():.3e}  r1={r1[j].item():.3e}  r2={r2[j].item():.3e}  "
+        f"floor={floor[j].item():.2e}  ratio={ratio[j].item():.2e}  ok={bool(ok[j])}"
+        for j in range(etas.numel()))
 
 
 def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
@@ -158,18 +177,8 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
     meas["_curve"] = {"eta": etas.tolist(), "r1": r1.tolist(), "r2": r2.tolist(),
                       "floor": floor.tolist(), "regime": regime.tolist()}
     meas["regime_points"] = int(regime.sum())
-    fits = {}
-    for name, r in (("r1", r1), ("r2", r2)):
-        mask = regime & (r >= FLOOR_FACTOR * floor)
-        fits[name] = fit_slope(etas, r, mask)
-        f = fits[name]
-        if f is not None:
-            meas.update({f"slope_{name}": f.slope, f"band_{name}": f.band,
-                         f"window_{name}": [f.eta_lo, f.eta_hi], f"points_{name}": f.points})
-    detail_rows = "\n".join(
-        f"  η={etas[j].item():.3e}  r1={r1[j].item():.3e}  r2={r2[j].item():.3e}  "
-        f"floor={floor[j].item():.2e}  ratio={ev.ratio[j].item():.2e}  ok={bool(ok[j])}"
-        for j in range(etas.numel()))
+    fits = _fit_windows(etas, {"r1": r1, "r2": r2}, regime, floor, meas)
+    detail_rows = _detail_rows(etas, r1, r2, floor, ev.ratio, ok)
     bad = []
     for name, p in (("r1", 2.0), ("r2", 3.0)):
         f = fits[name]
@@ -210,7 +219,8 @@ def adaptive_grid_check(evaluate: Callable[[Tensor], GridEval], v1: Tensor, v2: 
                         extra: dict | None = None) -> Outcome:
     """Run :func:`slope_outcome` on a grid from 10 down 9 decades; if the expansion ratio
     stays below ρ/10 on the whole grid (a very flat problem), move the grid up 4 decades
-    (at most twice) so that the window can reach the residuals above rounding level."""
+    (at most twice) so that the window can reach the residuals above rounding level.
+    """
     top = 10.0
     for _ in range(3):
         etas = eta_grid(top)

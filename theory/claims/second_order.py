@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ...errors import InvalidInput, check_lr, check_positive_int
+from ...errors import InvalidInput, check_positive_int
 from .. import strategies
 from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient, hvp
@@ -34,7 +34,8 @@ U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
 @dataclass
 class Run:
     """One trajectory: the loss of each step, and its exact first-order coefficient
-    (τ = η·first + O(η²)), used for the expansion ratio and the floor."""
+    (τ = η·first + O(η²)), used for the expansion ratio and the floor.
+    """
 
     steps: Sequence[Callable[[Tensor], Tensor]]
     first: Tensor
@@ -43,7 +44,8 @@ class Run:
 def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> float:
     """ε_g ≈ ‖ĝ₆₄ − ĝ₃₂‖·u₆₄/u₃₂: estimated rounding error of one float64 gradient (the
     largest over the given tasks' losses); ``prob`` is the float64 problem, its float32 twin
-    comes from ``prob.to(torch.float32)``."""
+    comes from ``prob.to(torch.float32)``.
+    """
     p32 = prob.to(torch.float32)
     return max(float((gradient(prob.loss_fn(t), prob.theta0)
                       - gradient(p32.loss_fn(t), p32.theta0).double()).norm())
@@ -112,12 +114,12 @@ MULTI_EPOCH_VARIANTS = (
 
 def multi_epoch_on(problem: ModuleProblem, terms: Mapping = MULTI_TERMS, *, k: int = 2,
                    eta: float = 1e-2) -> Outcome:
-    """k epochs of full-batch GD: first order exact, second order C(k,2)η²Hg (float64).
+    r"""K epochs of full-batch GD: first order exact, second order C(k,2)η²Hg (float64).
 
     .. math::
 
-        \\tau^{(k)} = -k\\eta\\,g + \\binom{k}{2}\\eta^2 H g + O(\\eta^3),\\qquad
-        g = \\nabla L(\\theta_0),\\ H = \\nabla^2 L(\\theta_0)
+        \tau^{(k)} = -k\eta\,g + \binom{k}{2}\eta^2 H g + O(\eta^3),\qquad
+        g = \nabla L(\theta_0),\ H = \nabla^2 L(\theta_0)
 
     checked by the log-log slopes of the two residuals over an automatic η grid
     (:mod:`tvgrad.theory.claims.expansion`).
@@ -200,7 +202,8 @@ SGD_VARIANTS = (
 def sgd_steps(problem: ModuleProblem, *, epochs: int = 1, batch_size: int | None = None,
               reshuffle: bool = False, seed: int = 0) -> list[Tensor]:
     """Index sets of every SGD step: the problem's own batches repeated ``epochs`` times, or,
-    with ``batch_size``, :func:`~tvgrad.theory.cases.batch_sequence` (last batch smaller)."""
+    with ``batch_size``, :func:`~tvgrad.theory.cases.batch_sequence` (last batch smaller).
+    """
     epochs = check_positive_int(epochs, "epochs")
     if batch_size is None:
         if reshuffle:
@@ -213,12 +216,12 @@ def sgd_steps(problem: ModuleProblem, *, epochs: int = 1, batch_size: int | None
 def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: int = 1,
                  batch_size: int | None = None, reshuffle: bool = False, seed: int = 0,
                  eta: float = 1e-2) -> Outcome:
-    """Minibatch SGD over any batch sequence: the ordered second-order term (float64).
+    r"""Minibatch SGD over any batch sequence: the ordered second-order term (float64).
 
     .. math::
 
-        \\tau = -\\eta\\sum_{n=1}^{N} g_{b(n)} + \\eta^2\\sum_{n=1}^{N} H_{b(n)}
-        \\sum_{m<n} g_{b(m)} + O(\\eta^3)
+        \tau = -\eta\sum_{n=1}^{N} g_{b(n)} + \eta^2\sum_{n=1}^{N} H_{b(n)}
+        \sum_{m<n} g_{b(m)} + O(\eta^3)
 
     with g_b, H_b the gradient and Hessian at θ₀ of batch b's mean loss.
 
@@ -311,12 +314,12 @@ CROSS_VARIANTS = (
 
 def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: int = 2,
                   eta: float = 1e-2) -> Outcome:
-    """Task arithmetic minus multitask GD: the cross-task curvature-gradient term (float64).
+    r"""Task arithmetic minus multitask GD: the cross-task curvature-gradient term (float64).
 
     .. math::
 
-        \\sum_t \\tau_t^{(k)} - \\Delta_{\\mathrm{MTL}}^{(k)} = -\\eta^2\\binom{k}{2}
-        \\sum_t\\sum_{s\\neq t} H_t g_s + O(\\eta^3)
+        \sum_t \tau_t^{(k)} - \Delta_{\mathrm{MTL}}^{(k)} = -\eta^2\binom{k}{2}
+        \sum_t\sum_{s\neq t} H_t g_s + O(\eta^3)
 
     with Δ_MTL⁽ᵏ⁾ the update of k GD steps of rate η on Σ_t L_t.
 

@@ -1,11 +1,11 @@
-"""Claim 6: the algebra behind claims 1, 3 and 5, proved exactly with sympy.
+r"""Claim 6: the algebra behind claims 1, 3 and 5, proved exactly with sympy.
 
 Loss model: a generic cubic around θ₀ in ``p`` parameters with symbolic coefficients,
 
 .. math::
 
-    L(\\theta_0 + d) = L_0 + g^\\top d + \\tfrac12 d^\\top H d + \\tfrac16 T[d,d,d],
-    \\qquad \\nabla L(\\theta_0 + d) = g + H d + \\tfrac12 T[d, d],
+    L(\theta_0 + d) = L_0 + g^\top d + \tfrac12 d^\top H d + \tfrac16 T[d,d,d],
+    \qquad \nabla L(\theta_0 + d) = g + H d + \tfrac12 T[d, d],
 
 with ``H`` and ``T`` symmetric. GD is ``d_{i+1} = d_i − η∇L(d_i)`` from ``d_0 = 0``. For a
 general smooth loss the Taylor remainder of ∇L is O(‖d‖³) = O(η³) and cannot reach the η⁰–η²
@@ -25,8 +25,8 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import product
-from typing import Any, Callable, Mapping
 from math import comb
+from typing import Any, Callable, Mapping
 
 import sympy as sp
 from hypothesis import strategies as st
@@ -41,7 +41,8 @@ KINDS = ("one_step", "gd", "cross")
 @dataclass(frozen=True)
 class SymCase:
     """``kind``: ``one_step`` (k = 1, exact, no truncation), ``gd`` (k epochs) or ``cross``
-    (``tasks`` tasks, k epochs); ``p`` parameters."""
+    (``tasks`` tasks, k epochs); ``p`` parameters.
+    """
 
     kind: str
     k: int = 1
@@ -55,13 +56,16 @@ class SymCase:
             raise InvalidInput(f"k, p, tasks must be >= 1, got {self}")
 
     def to_json(self) -> str:
+        """The case as one line of JSON."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "SymCase":
+        """The case of a JSON line written by :meth:`to_json`."""
         return cls(**json.loads(text))
 
     def summary(self) -> dict:
+        """Flat, CSV-friendly description."""
         return asdict(self)
 
 
@@ -98,7 +102,8 @@ def gd(tasks: list[CubicTask], k: int, order: int = 3) -> sp.Matrix:
     Computed with truncated power series in η: ``d = Σ_{j<order} η^j d_j``. Then
     ``∇L(d)_j = [j=0] g + H d_j + ½ Σ_{a+b=j} T[d_a, d_b]`` and one step maps
     ``d_j ← d_j − ∇L(d)_{j−1}``. Dropping η^{≥order} is exact in the ring modulo η^order
-    because d₀ = 0 (every later term is a multiple of η), so no dropped term can come back."""
+    because d₀ = 0 (every later term is a multiple of η), so no dropped term can come back.
+    """
     p = tasks[0].p
     d = [sp.zeros(p, 1) for _ in range(order)]
     for _ in range(k):
@@ -175,7 +180,8 @@ def _check_symbolic(case: SymCase, coefficient: Callable[[int], Any], sign: int)
 
 def symbolic_cases() -> list[SymCase]:
     """Everything the claim proves: one step (p = 1..3), GD k = 1..6 (p = 1, 2, 3), cross
-    term T = 2, 3 with k = 1..6 (p = 2)."""
+    term T = 2, 3 with k = 1..6 (p = 2).
+    """
     out = [SymCase("one_step", 1, p) for p in (1, 2, 3)]
     out += [SymCase("gd", k, p) for p in (1, 2, 3) for k in range(1, 7)]
     out += [SymCase("cross", k, 2, T) for T in (2, 3) for k in range(1, 7)]

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 
 from tvgrad.theory.campaign import run_claim
+from tvgrad.theory.cases import Case
 from tvgrad.theory.claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
 from tvgrad.theory.nets import NetSpec
-from tvgrad.theory.cases import Case
 
 NUMERIC = [c for c in CLAIMS.values() if c.case_type is Case]
 

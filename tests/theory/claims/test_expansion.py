@@ -5,8 +5,7 @@ import math
 import torch
 
 from tvgrad.theory.claims import DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
-from tvgrad.theory.claims.expansion import (CONTAMINATION, GridEval, eta_grid, fit_slope,
-                                     slope_outcome)
+from tvgrad.theory.claims.expansion import CONTAMINATION, GridEval, eta_grid, fit_slope, slope_outcome
 
 
 def _ev(etas, q, ratio=None, floor=1e-30, finite=None):

@@ -1,0 +1,108 @@
+"""tvgrad.check and tvgrad.list_claims: the public API, its errors, and variants as data."""
+
+import inspect
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tvgrad
+from tvgrad.errors import InvalidInput, UnknownKey
+from tvgrad.theory import claims as claims_pkg
+from tvgrad.theory.cases import Case
+from tvgrad.theory.claims import CLAIMS, Claim, Variant
+from tvgrad.theory.nets import NetSpec
+
+
+@pytest.fixture(scope="module")
+def problem():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    return tvgrad.ModuleProblem(model, F.cross_entropy, [(x[:5], y[:5]), (x[5:], y[5:])])
+
+
+def test_the_readme_api_example(problem):
+    outcome = tvgrad.check("multi_epoch_second_order", problem, k=2)
+    assert outcome.verdict == "holds" and "slope_r2" in outcome.measurements
+    assert tvgrad.check("multi_epoch_second_order", problem, k=2,
+                        variant="coefficient_k2_over_2").verdict == "violated"
+
+
+def test_check_takes_a_case_too():
+    case = Case(spec=NetSpec(2, (3,), 1), n=4, epochs=2)
+    assert tvgrad.check("multi_epoch_second_order", case).verdict == "holds"
+    with pytest.raises(InvalidInput, match="part of the case"):
+        tvgrad.check("multi_epoch_second_order", case, k=3)
+
+
+@pytest.mark.parametrize("claim_id, kwargs, error, match", [
+    ("no_such_claim", {}, UnknownKey, "unknown claim 'no_such_claim'"),
+    ("multi_epoch_second_order", {"variant": "nope"}, InvalidInput, "has no variant 'nope'"),
+    ("multi_epoch_second_order", {"kk": 2}, InvalidInput, r"has no parameter \['kk'\]"),
+    ("multi_epoch_second_order", {"k": 0}, InvalidInput, "k .epochs. must be an integer >= 1, got 0"),
+    ("one_epoch_exact", {"eta": -1.0}, InvalidInput, "eta must be finite and > 0, got -1.0"),
+    ("symbolic_expansion", {}, InvalidInput, "runs on SymCase inputs only"),
+    ("ffn_hessian_bound", {}, InvalidInput, "runs on Case inputs only"),
+    ("ta_equals_mtl_step", {}, InvalidInput, "needs a problem with at least 2 tasks, got 1"),
+    ("ta_vs_mtl_cross_term", {}, InvalidInput, "at least 2 tasks, got 1"),
+    ("sgd_epoch_second_order", {"reshuffle": True}, InvalidInput, "reshuffle=True needs a batch_size"),
+])
+def test_errors_name_the_bad_value(problem, claim_id, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tvgrad.check(claim_id, problem, **kwargs)
+
+
+def test_check_refuses_what_is_not_a_problem():
+    with pytest.raises(InvalidInput, match="needs a tvgrad.ModuleProblem"):
+        tvgrad.check("multi_epoch_second_order", object())
+
+
+def test_sgd_claim_rebatches_and_reshuffles(problem):
+    for kw in ({"batch_size": 3}, {"batch_size": 3, "epochs": 2, "reshuffle": True, "seed": 4}):
+        out = tvgrad.check("sgd_epoch_second_order", problem, **kw)
+        assert out.verdict == "holds", (kw, out.detail)
+    out = tvgrad.check("sgd_epoch_second_order", problem, batch_size=3)
+    assert out.measurements["steps"] == 3 and out.measurements["last_batch_smaller"]
+
+
+def test_list_claims_says_which_run_on_any_model():
+    rows = {c["id"]: c for c in tvgrad.list_claims()}
+    assert rows["multi_epoch_second_order"]["runs_on_any_model"]
+    assert rows["multi_epoch_second_order"]["params"] == {"k": 2, "eta": 1e-2}
+    assert not rows["ffn_hessian_bound"]["runs_on_any_model"]
+    assert {v["id"] for v in rows["sgd_epoch_second_order"]["variants"]} >= {"reversed_order"}
+
+
+# -- variants as data ------------------------------------------------------------------------
+def test_every_variant_replaces_named_terms_of_its_claim():
+    for claim in CLAIMS.values():
+        assert claim.terms, claim.id
+        for v in claim.variants:
+            assert v.terms and set(v.terms) <= set(claim.terms), (claim.id, v.id)
+
+
+def test_no_check_branches_on_a_variant_id():
+    """Each check computes the true claim only; mutations live in the Variant data."""
+    for module in (claims_pkg.exact, claims_pkg.second_order, claims_pkg.bound_claims,
+                   claims_pkg.symbolic):
+        src = inspect.getsource(module)
+        assert not re.search(r"variant\s*(==|in\s*\()", src), module.__name__
+
+
+def test_a_variant_replacing_an_unknown_term_is_refused():
+    base = CLAIMS["one_epoch_exact"]
+    with pytest.raises(ValueError, match="replaces \\['typo'\\]"):
+        Claim(id="x", title="t", statement="s", check=base.check, strategy=base.strategy,
+              case_type=base.case_type, terms=base.terms,
+              variants=(Variant("v", "d", {"typo": 1}),))
+
+
+def test_terms_for_merges_the_variant():
+    claim = CLAIMS["multi_epoch_second_order"]
+    assert claim.terms_for(None) is claim.terms
+    t = claim.terms_for("first_order_k_minus_1")
+    assert t["second_order"] is claim.terms["second_order"]
+    assert t["first_order"] is not claim.terms["first_order"]

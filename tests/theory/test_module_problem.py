@@ -1,0 +1,285 @@
+"""The claims on models the suite did not generate: ModuleProblem wraps any nn.Module.
+
+Test cases as data: each factory builds a (model, loss, data) triple from a seed; every
+expansion claim must hold on each, and every must-reject variant must be rejected.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tvgrad
+from tvgrad.errors import InvalidInput
+from tvgrad.theory.claims import CLAIMS
+from tvgrad.theory.derivatives import NotTwiceDifferentiable, gradient, hvp
+from tvgrad.theory.module_problem import ModuleProblem, NonSmoothModel
+
+
+def small_cnn(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(27, 4))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block (nn.MultiheadAttention, LayerNorm, GELU) with a head."""
+
+    def __init__(self, d: int = 8, heads: int = 2, classes: int = 3):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.att = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.att(h, h, h, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.head(x.mean(1))
+
+
+class SDPABlock(nn.Module):
+    """Attention written with F.scaled_dot_product_attention (fused kernels by default)."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, 2)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, 2, d // 2).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        return self.out(o.mean(1))
+
+
+def cnn_data(seed: int, n: int = 6, classes: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def block_data(seed: int, n: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _problem(name: str, seed: int = 0) -> ModuleProblem:
+    """Two tasks (for the multitask claims), each in two batches, the last smaller."""
+    if name == "cnn-tanh":
+        model, data = small_cnn(seed), [cnn_data(seed + t, n=5) for t in range(2)]
+    else:
+        torch.manual_seed(seed)
+        model, data = Block(), [block_data(seed + t) for t in range(2)]
+    tasks = [[(x[:3], y[:3]), (x[3:], y[3:])] for x, y in data]
+    return ModuleProblem(model, F.cross_entropy, tasks=tasks)
+
+
+MODELS = ["cnn-tanh", "mha-layernorm-gelu"]
+EXPANSION = [("multi_epoch_second_order", {"k": 2}), ("multi_epoch_second_order", {"k": 3}),
+             ("sgd_epoch_second_order", {}), ("sgd_epoch_second_order", {"epochs": 2}),
+             ("ta_vs_mtl_cross_term", {"k": 2})]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def problem(request):
+    return _problem(request.param)
+
+
+@pytest.mark.parametrize("claim_id, params", EXPANSION)
+def test_expansion_claims_hold_on_models_the_suite_did_not_generate(problem, claim_id, params):
+    out = tvgrad.check(claim_id, problem, **params)
+    assert out.verdict == "holds", out.detail
+    assert abs(out.measurements["slope_r1"] - 2) < out.measurements["band_r1"]
+    assert out.measurements["slope_r2"] > 3 - out.measurements["band_r2"]
+
+
+@pytest.mark.parametrize("claim_id, variant", [
+    (c, v.id) for c in ("multi_epoch_second_order", "sgd_epoch_second_order",
+                        "ta_vs_mtl_cross_term") for v in CLAIMS[c].variants if v.must_reject])
+def test_must_reject_variants_are_rejected_on_models(problem, claim_id, variant):
+    out = tvgrad.check(claim_id, problem, variant=variant, **({"k": 3} if "sgd" not in claim_id else {}))
+    assert out.verdict == "violated", (variant, out.detail[:500])
+
+
+@pytest.mark.parametrize("claim_id", ["one_epoch_exact", "ta_equals_mtl_step"])
+def test_exact_claims_and_their_variants_on_models(problem, claim_id):
+    assert tvgrad.check(claim_id, problem, eta=0.05).verdict == "holds"
+    for v in CLAIMS[claim_id].variants:
+        assert tvgrad.check(claim_id, problem, eta=0.05, variant=v.id).verdict == "violated", v.id
+
+
+def test_sdpa_attention_runs_under_the_math_backend():
+    """The fused SDPA kernels have no double backward; the problem's loss runs attention
+    under the math backend, so HVPs work where a plain functional_call fails."""
+    torch.manual_seed(0)
+    model, (x, y) = SDPABlock(), block_data(1, n=4)
+    y = y % 2
+    problem = ModuleProblem(model, F.cross_entropy, [(x, y)])
+    out = tvgrad.check("multi_epoch_second_order", problem, k=2)
+    assert out.verdict == "holds", out.detail
+    m64 = model.double()
+    params = {n: p.detach() for n, p in m64.named_parameters()}
+
+    def plain(p):
+        return F.cross_entropy(torch.func.functional_call(m64, p, (x.double(),)), y)
+    try:
+        hvp(plain, params, params)
+    except NotTwiceDifferentiable as exc:  # the trap this backend choice avoids
+        assert "scaled_dot_product" in str(exc)
+
+
+def test_torchvision_vision_transformer_with_random_weights():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=16, patch_size=8, num_layers=1,
+                                                 num_heads=2, hidden_dim=16, mlp_dim=32,
+                                                 num_classes=3)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 16, 16, generator=g), torch.randint(0, 3, (6,), generator=g)
+    problem = ModuleProblem(model, F.cross_entropy, [(x[:4], y[:4]), (x[4:], y[4:])])
+    assert problem.pattern is None  # GELU, LayerNorm, attention: smooth
+    assert tvgrad.check("sgd_epoch_second_order", problem).verdict == "holds"
+    assert tvgrad.check("sgd_epoch_second_order", problem, variant="reversed_order").verdict == "violated"
+
+
+# -- kinks --------------------------------------------------------------------------------
+def test_relu_kinks_are_tracked_and_excluded_never_violations():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    g = torch.Generator().manual_seed(3)
+    problem = ModuleProblem(model, F.cross_entropy,
+                            [(torch.randn(10, 3, generator=g), torch.randint(0, 2, (10,), generator=g))])
+    assert problem.pattern is not None
+    out = tvgrad.check("multi_epoch_second_order", problem, k=2)
+    assert out.verdict in ("holds", "inconclusive"), out.detail
+    assert out.measurements["pattern_changed_points"] > 0  # large η cross kinks: excluded
+
+
+@pytest.mark.parametrize("layer", [nn.ReLU(), nn.LeakyReLU(0.1), nn.Hardtanh(), nn.ReLU6(),
+                                   nn.MaxPool1d(2), nn.ELU()])
+def test_piecewise_modules_are_tracked(layer):
+    model = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (1, 8)), layer, nn.Flatten(),
+                          nn.LazyLinear(2))
+    x = torch.randn(5, 4)
+    model(x)  # materialise the lazy layer
+    problem = ModuleProblem(model, F.cross_entropy, [(x, torch.randint(0, 2, (5,)))])
+    assert problem.pattern is not None
+    pat = problem.pattern(problem.theta0)
+    assert torch.equal(pat, problem.pattern(problem.theta0.clone()))
+
+
+def test_comparisons_in_forward_are_part_of_the_pattern():
+    class Piecewise(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, x):
+            z = self.lin(x)
+            return torch.where(z > 0, z, 0.1 * z)
+    problem = ModuleProblem(Piecewise(), F.cross_entropy, [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))])
+    assert problem.pattern is not None
+
+
+@pytest.mark.parametrize("op, name", [(lambda z: torch.sort(z, dim=1).values, "torch.sort"),
+                                      (lambda z: torch.round(z), "torch.round"),
+                                      (lambda z: z.max(dim=1, keepdim=True).values * z, "max")])
+def test_untrackable_selections_are_refused_by_name(op, name):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return op(self.lin(x))
+    with pytest.raises(NonSmoothModel, match=name):
+        ModuleProblem(M(), F.cross_entropy, [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))])
+
+
+def test_an_op_without_double_backward_is_a_clear_error():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Hardsigmoid(), nn.Linear(4, 2))
+    problem = ModuleProblem(model, F.cross_entropy, [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))])
+    with pytest.raises(NotTwiceDifferentiable, match="hardsigmoid_backward"):
+        tvgrad.check("multi_epoch_second_order", problem, k=2)
+
+
+# -- conventions ----------------------------------------------------------------------------
+def test_buffers_and_frozen_parameters_are_held_fixed_and_the_model_untouched():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
+    model[0].bias.requires_grad_(False)
+    model(torch.randn(16, 3))  # non-trivial running statistics
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(6, 3), torch.randint(0, 2, (6,))
+    problem = ModuleProblem(model, F.cross_entropy, [(x, y)])
+    assert "0.bias" not in problem.layout.names and "0.bias" in problem.fixed
+    assert "1.running_mean" in problem.fixed
+    assert problem.num_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert tvgrad.check("multi_epoch_second_order", problem, k=2).verdict == "holds"
+    assert tvgrad.check("one_epoch_exact", problem).verdict == "holds"
+    assert model.training  # the user's model is never modified
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(problem.fixed["1.running_mean"], before["1.running_mean"].double())
+    # eval mode: the loss is a function of θ alone, the same for any batch composition
+    f = problem.loss_fn(0)
+    assert torch.equal(f(problem.theta0), f(problem.theta0))
+
+
+def test_float32_problem_and_its_twin():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    p32 = ModuleProblem(model, F.cross_entropy, [(torch.randn(5, 3), torch.randint(0, 2, (5,)))],
+                        dtype=torch.float32)
+    p64 = p32.to(torch.float64)
+    assert p64.dtype == torch.float64 and p32.to(torch.float32) is p32
+    assert torch.equal(p64.theta0.float(), p32.theta0)  # float32 → float64 is exact
+    assert tvgrad.check("one_epoch_exact", p32).verdict == "holds"
+    assert tvgrad.check("multi_epoch_second_order", p32, k=2).verdict == "holds"  # run in float64
+    g = gradient(p64.loss_fn(0), p64.theta0)
+    assert g.dtype == torch.float64
+
+
+def test_multiple_inputs_and_per_task_losses():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(2, 2)
+
+        def forward(self, x, z):
+            return torch.tanh(self.a(x)) + self.b(z)
+    g = torch.Generator().manual_seed(0)
+    tasks = [[((torch.randn(4, 3, generator=g), torch.randn(4, 2, generator=g)),
+               torch.randn(4, 2, generator=g))] for _ in range(2)]
+    mse = lambda out, y: 0.5 * ((out - y) ** 2).sum(-1).mean()  # noqa: E731
+    problem = ModuleProblem(Two(), [mse, F.mse_loss], tasks=tasks)
+    assert problem.num_tasks == 2
+    assert tvgrad.check("ta_vs_mtl_cross_term", problem, k=2).verdict == "holds"
+    assert tvgrad.check("ta_equals_mtl_step", problem).verdict == "holds"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(model="not a module"), "model must be a torch.nn.Module, got str"),
+    (dict(dtype=torch.float16), "dtype must be torch.float64 or torch.float32"),
+    (dict(batches=[]), "batches must be a non-empty list"),
+    (dict(batches=[(torch.randn(3, 3), torch.tensor([0, 1]))]), "share a non-empty first"),
+    (dict(batches=[(torch.randn(2, 3),)]), r"expected a pair \(inputs, targets\)"),
+    (dict(batches=None), "pass exactly one of batches= .* or tasks="),
+    (dict(loss_fn=[F.cross_entropy, F.cross_entropy]), "a list of 1 callables"),
+    (dict(loss_fn=lambda o, y: (o - 0).sum(1)), "must return a scalar"),
+    (dict(loss_fn=lambda o, y: o.sum() * float("nan")), "the loss at θ₀ is nan"),
+])
+def test_bad_input_names_the_value(kwargs, match):
+    base = dict(model=nn.Linear(3, 2), loss_fn=F.cross_entropy,
+                batches=[(torch.randn(2, 3), torch.tensor([0, 1]))])
+    base.update(kwargs)
+    model, loss = base.pop("model"), base.pop("loss_fn")
+    with pytest.raises(InvalidInput, match=match):
+        ModuleProblem(model, loss, **base)
+
+
+def test_frozen_model_is_refused():
+    model = nn.Linear(3, 2).requires_grad_(False)
+    with pytest.raises(InvalidInput, match="no parameter with requires_grad=True"):
+        ModuleProblem(model, F.cross_entropy, [(torch.randn(2, 3), torch.tensor([0, 1]))])
