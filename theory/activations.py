@@ -61,8 +61,12 @@ class Activation:
     constants: ActivationConstants | None = None
 
     def bound_constants(self) -> ActivationConstants:
-        """The bound's constants, or :class:`NonSmoothActivation` naming the activation."""
-        if not self.smooth or self.constants is None:
+        """The bound's constants, or an error naming the activation and what is missing."""
+        if self.smooth and self.constants is None:
+            raise InvalidInput(f"activation {self.name!r} has no bound constants registered "
+                               f"(a₁, a₂, β, κ, sup|σ|): give Activation(..., constants="
+                               f"ActivationConstants(...)) to use it in the bound claims")
+        if not self.smooth:
             raise NonSmoothActivation(
                 f"no second-order bound for activation {self.name!r}: its second derivative "
                 f"does not exist at 0 (sup|σ''| = ∞). The expansion holds only inside one "

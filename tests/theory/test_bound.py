@@ -100,3 +100,17 @@ def test_planted_bound_variant_rejected_on_a_pinned_case(variant):
     claim = CLAIMS["ffn_hessian_bound"]
     assert any(claim.run(c, variant).verdict == VIOLATED for c in claim.examples)
     assert all(claim.run(c).verdict == HOLDS for c in claim.examples)
+
+
+def test_registries_name_unknown_keys_and_missing_constants():
+    from tvgrad.errors import InvalidInput, UnknownKey
+    from tvgrad.theory.activations import Activation
+    from tvgrad.theory.losses import LOSSES
+    with pytest.raises(UnknownKey, match="unknown loss 'hinge'; choose one of"):
+        LOSSES["hinge"]
+    with pytest.raises(UnknownKey, match="unknown activation 'swish9'"):
+        ACTIVATIONS["swish9"]
+    with pytest.raises(InvalidInput, match="'mish' has no bound constants registered"):
+        Activation("mish", torch.nn.functional.mish, True).bound_constants()
+    with pytest.raises(InvalidInput, match="already registered"):
+        ACTIVATIONS.register("tanh", ACTIVATIONS["tanh"])
