@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint verify report bench bench-gpu empirical clean
+.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical clean
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -45,11 +45,19 @@ lint: $(STAMP)  ## ruff: pyflakes, import order, pydocstyle (Google) on the publ
 verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json, theory_examples.csv, theory.html
 	$(BIN)/tvgrad verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
 
+MODEL ?= tvgrad-tiny-ViT
+PRETRAINED ?= none
+CLIP_DATA ?= synthetic
+DEVICE ?= cpu
+verify-clip: $(STAMP)  ## the claims on CLIP (offline default: tiny random ViT, generated data); MODEL= PRETRAINED= DATA_ROOT= DEVICE=
+	$(BIN)/tvgrad verify-clip --model $(MODEL) --pretrained $(PRETRAINED) --data-root $(if $(filter command line,$(origin DATA_ROOT)),$(DATA_ROOT),$(CLIP_DATA)) --device $(DEVICE) $(if $(CLIP_DATASETS),--datasets $(CLIP_DATASETS)) --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+
 report: $(STAMP)  ## re-render $(OUT)/theory.html from theory.json and the CSV (no claim re-run)
 	$(BIN)/tvgrad report --out $(OUT)
 
-bench: $(STAMP)  ## HVP/gradient time ratios (jvp-of-grad vs vjp-of-grad) and examples/s per claim
+bench: $(STAMP)  ## HVP/gradient ratios, examples/s per claim; CLIP gradient/HVP time and memory (tiny, ViT-B-32)
 	$(BIN)/python -m tvgrad.theory.bench
+	$(BIN)/python -m tvgrad.empirical.bench_clip
 
 DATA_ROOT ?= data
 RUNS ?= runs

@@ -88,6 +88,7 @@ def add_commands(sub) -> None:
     _merge_args(a)
     _common(a)
     a.set_defaults(handler=_all)
+    _clip_commands(sub)
 
 
 def _merge_args(p: argparse.ArgumentParser) -> None:
@@ -141,6 +142,95 @@ def _all(args) -> int:
             finetune(_cfg(args, d))
     _merge_cmd(args)
     return _report(args)
+
+
+# Random examples per CLIP claim for each profile: a CLIP example costs seconds (the tiny
+# config) to minutes (ViT-B-32), a thousand times a feed-forward one.
+CLIP_EXAMPLES = {"ci": 2, "dev": 4, "verify": 8}
+
+
+def _clip_commands(sub) -> None:
+    v = sub.add_parser("verify-clip", help="check the paper's claims on CLIP itself; writes "
+                                           "clip_claims.json, its CSV and clip_claims.html")
+    v.add_argument("--model", default="tvgrad-tiny-ViT",
+                   help="open_clip model (default: the tiny config shipped with tvgrad)")
+    v.add_argument("--pretrained", default="none",
+                   help="open_clip tag, local checkpoint, or none (random weights; default)")
+    v.add_argument("--data-root", default="synthetic",
+                   help="datasets folder, or 'synthetic' (MNIST and RESISC45 generated offline; "
+                        "the default)")
+    v.add_argument("--datasets", default=None,
+                   help="comma-separated datasets to draw from (default: MNIST,RESISC45)")
+    v.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    v.add_argument("--cache-dir", default=None, help="open_clip weight cache")
+    v.add_argument("--max-n", type=int, default=8, help="most samples per task drawn (default 8)")
+    v.add_argument("--profile", default=None,
+                   help="ci, dev or verify (default: $TVGRAD_PROFILE or verify)")
+    v.add_argument("--seed", type=int, default=20260824, help="Hypothesis seed")
+    v.add_argument("--out", default="reports", help="output folder (default reports/)")
+    v.add_argument("--claim", action="append", default=None, metavar="ID",
+                   help="run only this claim (repeatable)")
+    v.add_argument("--max-examples", type=int, default=None,
+                   help=f"random examples per claim (default per profile: {CLIP_EXAMPLES})")
+    v.add_argument("--no-audit", action="store_true", help="skip the planted wrong variants")
+    v.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
+    v.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes (each loads the model once; default min(2, cores))")
+    v.set_defaults(handler=_verify_clip)
+    r = sub.add_parser("reproduce-clip", help="re-run one CLIP claim on one case")
+    r.add_argument("--claim", required=True)
+    r.add_argument("--case", required=True, help="the case JSON printed with the counterexample")
+    r.add_argument("--variant", default=None)
+    r.set_defaults(handler=_reproduce_clip)
+
+
+def _verify_clip(args) -> int:
+    from pathlib import Path
+
+    from ..theory.campaign import exit_code, summary_table, verify
+    from ..theory.report import write_clip_report
+    from .clip_claims import clip_claims
+    from .clip_problem import ClipSetup, preflight
+    datasets = tuple(d.strip() for d in (args.datasets or "MNIST,RESISC45").split(",") if d.strip())
+    if args.max_examples is not None and args.max_examples < 1:
+        raise InvalidInput(f"--max-examples must be >= 1, got {args.max_examples}")
+    if args.jobs < 1:
+        raise InvalidInput(f"--jobs must be >= 1, got {args.jobs}")
+    setup = ClipSetup(model=args.model, pretrained=args.pretrained, data_root=args.data_root,
+                      datasets=datasets, device=args.device, max_n=args.max_n,
+                      cache_dir=args.cache_dir)
+    preflight(setup)  # model, weights, data, subset size, double backward: before any file
+    profile = args.profile or os.environ.get("TVGRAD_PROFILE") or "verify"
+    if profile not in CLIP_EXAMPLES:
+        raise InvalidInput(f"unknown profile {profile!r}; choose one of {list(CLIP_EXAMPLES)}")
+    out = Path(args.out)
+    doc = verify(claims=args.claim, profile=profile, seed=args.seed, out=out,
+                 max_examples=args.max_examples or CLIP_EXAMPLES[profile], audit=not args.no_audit,
+                 time_budget=args.time_budget, factory=(clip_claims, setup), jobs=args.jobs,
+                 stem="clip_claims",
+                 extra={"clip": {**setup.__dict__, "datasets": list(setup.datasets)}})
+    html = write_clip_report(out)
+    print(summary_table(doc))
+    print(f"\nwrote {out / 'clip_claims.json'}, {out / 'clip_claims_examples.csv'}, {html} in "
+          f"{doc['duration_s']:.1f} s ({setup.model}, weights {setup.pretrained}, data "
+          f"{setup.data_root}, profile {profile})")
+    return exit_code(doc)
+
+
+def _reproduce_clip(args) -> int:
+    import json
+
+    from .clip_claims import ClipCase, clip_claims
+    try:
+        case = ClipCase.from_json(args.case)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(f"--case is not a valid ClipCase: {exc}") from None
+    out = clip_claims(case.setup)[args.claim].run(case, args.variant)
+    print(json.dumps({"verdict": out.verdict, "measurements": out.clean_measurements()},
+                     indent=2))
+    if out.detail:
+        print(out.detail)
+    return 1 if out.verdict == "violated" else 0
 
 
 ERRORS = (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError)

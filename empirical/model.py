@@ -12,6 +12,18 @@ class WeightsMissing(FileNotFoundError):
     """Pretrained weights could not be found or loaded; the message says how to provide them."""
 
 
+TINY = "tvgrad-tiny-ViT"
+"""A tiny open_clip config shipped with tvgrad (random weights only: ``--pretrained none``)."""
+CONFIGS = Path(__file__).parent / "configs"
+
+
+def register_configs() -> None:
+    """Make the configs shipped in ``tvgrad/empirical/configs`` known to open_clip (idempotent)."""
+    import open_clip
+    if TINY not in open_clip.list_models():
+        open_clip.add_model_config(CONFIGS)
+
+
 def load_clip(model_name: str, pretrained: str | None, *, cache_dir: str | None = None,
               device: str | torch.device = "cpu"):
     """``open_clip.create_model_and_transforms`` with a clear error for missing weights.
@@ -21,6 +33,7 @@ def load_clip(model_name: str, pretrained: str | None, *, cache_dir: str | None 
     random weights. Returns (model, train_preprocess, eval_preprocess, tokenizer).
     """
     import open_clip
+    register_configs()
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
     tag = None if pretrained in (None, "", "none") else pretrained

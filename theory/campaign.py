@@ -22,20 +22,22 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import hypothesis
 from hypothesis import Phase, given, settings
 
 from ..errors import InvalidInput
 from ..io import atomic_write, write_csv
-from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim, get_claim
+from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
 from .profiles import EXAMPLES, profile_name
 
 SCHEMA_VERSION = 2
 CURVES_PER_CLAIM = 3  # residual curves stored per expansion claim (the report plots them)
 STATUS_VERIFIED, STATUS_VIOLATED, STATUS_DIVERGED, STATUS_ERROR = (
     "verified", "violated", "diverged", "error")
+# an estimate (Claim.estimate) is never "verified": its statuses read as these
+ESTIMATE_STATUS = {STATUS_VERIFIED: "consistent", STATUS_VIOLATED: "inconsistent"}
 
 
 class _Violation(AssertionError):
@@ -88,9 +90,10 @@ def _note(text: str) -> None:
         hypothesis.note(text)
 
 
-def reproduce_command(claim_id: str, case_json: str, variant: str | None = None) -> str:
+def reproduce_command(claim_id: str, case_json: str, variant: str | None = None,
+                      command: str = "tvgrad reproduce") -> str:
     """The shell command that re-runs one claim (or variant) on one case."""
-    cmd = f"tvgrad reproduce --claim {claim_id} --case {shlex.quote(case_json)}"
+    cmd = f"{command} --claim {claim_id} --case {shlex.quote(case_json)}"
     return cmd + (f" --variant {variant}" if variant else "")
 
 
@@ -220,7 +223,7 @@ def _record_failure(res: RunResult, claim: Claim, variant: str | None,
     res.counterexample = {
         "verdict": verdict, "case": cj, "summary": case.summary(),
         "measurements": meas, "detail": detail,
-        "reproduce": reproduce_command(claim.id, cj, variant),
+        "reproduce": reproduce_command(claim.id, cj, variant, claim.reproduce),
         "hypothesis_blob": _blob(exc),
     }
     if verdict == "error":
@@ -286,9 +289,11 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     stats = {k: _quantiles([r.measurements.get(k) for r in run.records if r.verdict == HOLDS])
              for k in keys}
+    status = claim_status(run)
     return {
         "id": claim.id, "title": claim.title, "statement": claim.statement,
-        "notes": claim.notes, "status": claim_status(run),
+        "notes": claim.notes, "estimate": claim.estimate,
+        "status": ESTIMATE_STATUS.get(status, status) if claim.estimate else status,
         "examples": len(run.records), "holds": run.count(HOLDS),
         "violations": run.count(VIOLATED), "diverged": run.count(DIVERGED),
         "inconclusive": run.count(INCONCLUSIVE), "errors": run.count("error") or int(bool(run.error)),
@@ -334,10 +339,13 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
-    claim_id, variant, max_examples, seed, derandomize, budget_s = args
+def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None,
+         registry: Mapping[str, Claim] | None = None) -> RunResult:
+    claim_id, variant, max_examples, seed, derandomize, budget_s, factory = args
+    if registry is None and factory is not None:  # a worker process rebuilds the registry
+        registry = factory[0](factory[1])
     with torch_threads(1):
-        return run_claim(get_claim(claim_id), variant=variant, max_examples=max_examples,
+        return run_claim((registry or CLAIMS)[claim_id], variant=variant, max_examples=max_examples,
                          seed=seed, derandomize=derandomize, shrink=variant is None,
                          budget_s=budget_s, progress=progress)
 
@@ -358,8 +366,10 @@ def check_out_dir(out: Path) -> Path:
 class _Outputs:
     """The campaign's JSON and CSV, rewritten atomically after every finished run."""
 
-    def __init__(self, out: Path, ids: list[str], doc: dict):
+    def __init__(self, out: Path, ids: list[str], doc: dict, registry: Mapping[str, Claim],
+                 stem: str):
         self.out, self.ids, self.doc = out, ids, doc
+        self.registry, self.stem = registry, stem
         self.results: dict[tuple, RunResult] = {}
         self.started = time.time()
 
@@ -368,14 +378,15 @@ class _Outputs:
         self.flush()
 
     def flush(self) -> None:
-        res, ids = self.results, self.ids
+        res, ids, reg = self.results, self.ids, self.registry
         self.doc["claims"] = [
-            summarise(get_claim(cid), res[(cid, None)],
-                      [res[(cid, v.id)] for v in get_claim(cid).variants if (cid, v.id) in res])
+            summarise(reg[cid], res[(cid, None)],
+                      [res[(cid, v.id)] for v in reg[cid].variants if (cid, v.id) in res])
             for cid in ids if (cid, None) in res]
         self.doc["duration_s"] = round(time.time() - self.started, 2)
-        atomic_write(self.out / "theory.json", json.dumps(self.doc, indent=2, allow_nan=False))
-        write_csv(self.out / "theory_examples.csv",
+        atomic_write(self.out / f"{self.stem}.json",
+                     json.dumps(self.doc, indent=2, allow_nan=False))
+        write_csv(self.out / f"{self.stem}_examples.csv",
                   example_rows([res[(c, None)] for c in ids if (c, None) in res]))
 
 
@@ -389,22 +400,26 @@ def _run_parallel(tasks: list[tuple], args: list[tuple], jobs: int, outputs: _Ou
 
 def _run_serial(tasks: list[tuple], args: list[tuple], n: int, outputs: _Outputs, bar) -> None:
     from tqdm import tqdm
+    reg = outputs.registry
     for (cid, v), a in zip(tasks, args):
         bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
         if v is None:  # a per-claim bar over its examples (serial runs only)
-            inner = tqdm(total=n + len(get_claim(cid).examples), desc=cid, unit="ex",
+            inner = tqdm(total=n + len(reg[cid].examples), desc=cid, unit="ex",
                          leave=False, file=sys.stderr, dynamic_ncols=True)
-            res = _job(a, progress=lambda rec: inner.update())
+            res = _job(a, progress=lambda rec: inner.update(), registry=reg)
             inner.close()
         else:
-            res = _job(a)
+            res = _job(a, registry=reg)
         bar.update()
         outputs.add((cid, v), res)
 
 
 def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: int = 0,
            out: Path = Path("reports"), jobs: int = 1, max_examples: int | None = None,
-           audit: bool = True, time_budget: float | None = None) -> dict:
+           audit: bool = True, time_budget: float | None = None,
+           registry: Mapping[str, Claim] | None = None, stem: str = "theory",
+           extra: dict | None = None,
+           factory: tuple[Callable[[Any], Mapping[str, Claim]], Any] | None = None) -> dict:
     """Run the campaign; write ``theory.json`` and ``theory_examples.csv`` into ``out``.
 
     Both files are rewritten atomically after every finished run (claim or variant), so an
@@ -422,27 +437,38 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         audit: also run every planted wrong variant.
         time_budget: total seconds, shared equally by the runs: each stops drawing new random
             examples when its share is spent.
+        registry: the claims (default: the theory's :data:`CLAIMS`); another registry runs in
+            this process, unless ``factory`` says how worker processes rebuild it.
+        stem: output file names, ``<stem>.json`` and ``<stem>_examples.csv``.
+        extra: more entries for the JSON document (e.g. the CLIP model and data).
+        factory: ``(function, argument)``: ``function(argument)`` returns ``registry``; a
+            module-level function, so that ``jobs > 1`` worker processes can rebuild it.
 
     Returns:
         The document written to ``theory.json``.
     """
     profile = profile_name(profile)
-    ids = list(claims or CLAIMS)
+    if factory is not None and registry is None:
+        registry = factory[0](factory[1])
+    registry = CLAIMS if registry is None else registry
+    if registry is not CLAIMS and factory is None:
+        jobs = 1
+    ids = list(claims or registry)
     for cid in ids:
-        get_claim(cid)
+        registry[cid]
     if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
         raise InvalidInput(f"time budget must be finite and > 0 seconds, got {time_budget!r}")
     out = check_out_dir(out)
     n = max_examples or EXAMPLES[profile]
     tasks = [(cid, None) for cid in ids]
     if audit:
-        tasks += [(cid, v.id) for cid in ids for v in get_claim(cid).variants]
+        tasks += [(cid, v.id) for cid in ids for v in registry[cid].variants]
     doc = {"schema_version": SCHEMA_VERSION, "environment": _environment(profile, seed),
            "max_examples": n, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "complete": False, "claims": [], "time_budget_s": time_budget}
-    outputs = _Outputs(out, ids, doc)
+           "complete": False, "claims": [], "time_budget_s": time_budget, **(extra or {})}
+    outputs = _Outputs(out, ids, doc, registry, stem)
     share = None if time_budget is None else time_budget * max(jobs, 1) / len(tasks)
-    args = [(cid, v, n, seed, profile == "ci", share) for cid, v in tasks]
+    args = [(cid, v, n, seed, profile == "ci", share, factory) for cid, v in tasks]
     from tqdm import tqdm
     bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,
                dynamic_ncols=True)
@@ -476,7 +502,11 @@ def summary_table(doc: dict) -> str:
 
 
 def exit_code(doc: dict) -> int:
-    """1 if a claim is violated or errored, or a must-reject variant was not rejected; else 0."""
+    """1 if a claim is violated or errored, or a must-reject variant was not rejected; else 0.
+
+    Estimates (``consistent`` / ``inconsistent``) are reported, not counted: their right-hand
+    side is not a bound.
+    """
     bad = [c for c in doc["claims"] if c["status"] in (STATUS_VIOLATED, STATUS_ERROR)
            or not all(f["rejected"] or not f["must_reject"] for f in c["falsifiability"])]
     return 1 if bad else 0

@@ -98,11 +98,12 @@ class ParamLayout:
         if vec.shape[-1] != self.numel:
             raise InvalidInput(f"parameter vector has {vec.shape[-1]} entries, the model "
                                f"has {self.numel} parameters (shapes {self.shapes})")
-        out, i = {}, 0
-        for name, shape, size in zip(self.names, self.shapes, self.sizes):
-            out[name] = vec[..., i:i + size].reshape(*vec.shape[:-1], *shape)
-            i += size
-        return out
+        # one split (its backward is a single concatenation), not a slice per tensor (each of
+        # whose backwards would materialise a zero vector of all p entries)
+        parts = torch.split(vec, self.sizes, dim=-1)
+        lead = vec.shape[:-1]
+        return {name: part.reshape(*lead, *shape)
+                for name, part, shape in zip(self.names, parts, self.shapes)}
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..errors import InvalidInput
 from ..io import atomic_write, read_json
 from ..render import environment, figure, svg
 
-__all__ = ["render", "write_report", "read_rows"]
+__all__ = ["render", "write_report", "write_clip_report", "read_rows"]
 EXPANSION_CLAIMS = ("multi_epoch_second_order", "sgd_epoch_second_order", "ta_vs_mtl_cross_term")
 
 
@@ -92,7 +92,9 @@ def _curve_panel(ax, pick: dict) -> None:
                 xs = [w[0], w[1]]
                 ax.loglog(xs, [r0 * (x / eta[j]) ** p for x in xs], color="k", lw=0.7,
                           ls="--", label=f"slope {p}")
-    ax.set_title(f"{r['activation']} d={r['depth']} k={r['epochs']}: slopes "
+    what = (f"{r['activation']} d={r['depth']}" if "activation" in r
+            else f"{r.get('datasets')} n={r.get('n')}")
+    ax.set_title(f"{what} k={r['epochs']}: slopes "
                  f"{m.get('slope_r1', float('nan')):.2f} / {m.get('slope_r2', float('nan')):.2f}",
                  fontsize=7)
     ax.set_xlabel("η")
@@ -195,15 +197,26 @@ def theorem_text() -> str:
     return (resources.files("tvgrad.theory") / "bound.md").read_text(encoding="utf-8")
 
 
-def render(doc: dict, rows: list[dict]) -> str:
-    """The HTML page of a campaign document and its example rows."""
+def _curves(doc: dict) -> dict:
     claims = {c["id"]: c for c in doc.get("claims", [])}
+    return {cid: residual_curves(claims[cid]) for cid in EXPANSION_CLAIMS if cid in claims}
+
+
+def render(doc: dict, rows: list[dict], clip: dict | None = None,
+           title: str = "does the theory of “On Task Vectors and Gradients” hold?") -> str:
+    """The HTML page of a campaign document and its example rows.
+
+    Args:
+        doc: the campaign document (``theory.json`` or ``clip_claims.json``).
+        rows: its example rows (the CSV).
+        clip: a ``clip_claims.json`` document, shown as its own section.
+        title: the page's heading.
+    """
     plots = {"slopes": slope_histograms(rows), "tolerance": tolerance_usage(rows),
-             "bound": bound_tightness(rows),
-             "curves": {cid: residual_curves(claims[cid]) for cid in EXPANSION_CLAIMS
-                        if cid in claims}}
+             "bound": bound_tightness(rows), "curves": _curves(doc),
+             "clip_curves": _curves(clip) if clip else {}}
     return environment().get_template("theory.html.j2").render(
-        doc=doc, plots=plots, theorem=theorem_text(),
+        doc=doc, plots=plots, theorem=theorem_text(), clip=clip, title=title,
         by_activation=verdicts_by(rows, "activation"), by_loss=verdicts_by(rows, "loss"),
         by_depth=verdicts_by(rows, "depth"))
 
@@ -216,24 +229,48 @@ def read_rows(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def _load(path: Path, command: str) -> dict:
+    if not path.exists():
+        raise InvalidInput(f"{path} not found: run `{command} --out {path.parent}` first")
+    doc = read_json(path)
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise InvalidInput(f"{path} has schema version {doc.get('schema_version')!r}; this "
+                           f"tvgrad renders version {SCHEMA_VERSION}: re-run `{command}`")
+    return doc
+
+
 def write_report(out_dir: str | Path) -> Path:
-    """Render ``out_dir/theory.json`` and ``theory_examples.csv`` into ``out_dir/theory.html``.
+    """Render ``out_dir/theory.json`` and ``theory_examples.csv`` into ``out_dir/theory.html``
+    (with a section on CLIP when ``clip_claims.json`` is there too).
 
     Raises:
         InvalidInput: no ``theory.json`` in ``out_dir`` (run ``tvgrad verify`` first), or one
             written by another schema version.
     """
     out_dir = Path(out_dir)
-    path = out_dir / "theory.json"
-    if not path.exists():
-        raise InvalidInput(f"{path} not found: run `tvgrad verify --out {out_dir}` first")
-    doc = read_json(path)
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise InvalidInput(f"{path} has schema version {doc.get('schema_version')!r}; this "
-                           f"tvgrad renders version {SCHEMA_VERSION}: re-run `tvgrad verify`")
-    html = render(doc, read_rows(out_dir / "theory_examples.csv"))
+    doc = _load(out_dir / "theory.json", "tvgrad verify")
+    clip_path = out_dir / "clip_claims.json"
+    clip = _load(clip_path, "tvgrad verify-clip") if clip_path.exists() else None
+    html = render(doc, read_rows(out_dir / "theory_examples.csv"), clip=clip)
     out = out_dir / "theory.html"
     atomic_write(out, html)
+    return out
+
+
+def write_clip_report(out_dir: str | Path) -> Path:
+    """Render ``clip_claims.json`` (+ CSV) into ``clip_claims.html``; refresh ``theory.html``
+    too when a theory campaign is in the same folder (its CLIP section).
+    """
+    out_dir = Path(out_dir)
+    clip = _load(out_dir / "clip_claims.json", "tvgrad verify-clip")
+    setup = clip.get("clip", {})
+    html = render(clip, read_rows(out_dir / "clip_claims_examples.csv"),
+                  title=f"the claims on CLIP ({setup.get('model')}, weights "
+                        f"{setup.get('pretrained')})")
+    out = out_dir / "clip_claims.html"
+    atomic_write(out, html)
+    if (out_dir / "theory.json").exists():
+        write_report(out_dir)
     return out
 
 

@@ -90,6 +90,9 @@ class Claim:
         on_problem: ``on_problem(problem, terms, **params) -> Outcome`` on any
             :class:`~tvgrad.theory.module_problem.ModuleProblem` (None: cases only).
         params: the keyword parameters ``on_problem`` takes, with their defaults.
+        estimate: the right-hand side is an estimate, not a bound: the campaign reports the
+            claim as ``consistent`` / ``inconsistent``, never ``verified``.
+        reproduce: the command that re-runs one case (``--claim ID --case JSON`` follow).
     """
 
     id: str
@@ -104,6 +107,8 @@ class Claim:
     notes: str = ""
     on_problem: Callable[..., Outcome] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    estimate: bool = False
+    reproduce: str = "tvgrad reproduce"
 
     def __post_init__(self) -> None:
         for v in self.variants:

@@ -61,18 +61,41 @@ U64 = 2.0 ** -53
 
 @dataclass
 class GridEval:
-    """What a claim measures on a grid of η (all shapes ``(m, …)``)."""
+    """What a claim measures on a grid of η (all shapes ``(m, …)``).
 
-    q: Tensor        # (m, p) the quantity whose expansion is claimed
+    Either ``q`` itself, or (for models too large to hold m copies of θ) only the norms the
+    verdict needs: ``r1 = ‖q − ηv₁‖``, ``r2 = ‖q − ηv₁ − η²v₂‖`` and ``q_norm = ‖q‖`` per η
+    (:func:`residual_norms`).
+    """
+
+    q: Tensor | None  # (m, p) the quantity whose expansion is claimed (or None, see r1/r2)
     ratio: Tensor    # (m,) expansion ratio (max over trajectories)
     floor: Tensor    # (m,) rounding floor of ‖q‖
     finite: Tensor   # (m,) no NaN/inf in any trajectory (else: diverged at that η)
     kept: Tensor     # (m,) every ReLU activation pattern kept along the way
+    r1: Tensor | None = None
+    r2: Tensor | None = None
+    q_norm: Tensor | None = None
+
+    def residuals(self, etas: Tensor, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(r1, r2, ‖q‖) per η, from ``q`` or as stored."""
+        if self.q is None:
+            return self.r1, self.r2, self.q_norm
+        return residual_norms(etas, self.q, v1, v2)
 
     @property
     def ok(self) -> Tensor:
         """Grid points that are finite and keep their activation pattern."""
         return self.finite & self.kept
+
+
+def residual_norms(etas: Tensor, q: Tensor, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``‖q − ηv₁‖``, ``‖q − ηv₁ − η²v₂‖`` and ``‖q‖`` for each row of ``q`` (one per η)."""
+    e = etas[:, None]
+    pred1 = e * v1
+    pred2 = pred1 + e * e * v2
+    return (torch.linalg.vector_norm(q - pred1, dim=1), torch.linalg.vector_norm(q - pred2, dim=1),
+            torch.linalg.vector_norm(q, dim=1))
 
 
 def eta_grid(top: float = 10.0, decades: float = 9.0, per_decade: int = PER_DECADE) -> Tensor:
@@ -163,11 +186,7 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
     if not bool(ok.any()):
         return Outcome(INCONCLUSIVE, meas, "a ReLU activation pattern changes at every η of "
                        "the grid (θ₀ sits on a kink): outside the smooth regime")
-    e = etas[:, None]
-    pred1 = e * v1
-    pred2 = pred1 + e * e * v2
-    r1 = torch.linalg.vector_norm(ev.q - pred1, dim=1)
-    r2 = torch.linalg.vector_norm(ev.q - pred2, dim=1)
+    r1, r2, q_norm = ev.residuals(etas, v1, v2)
     floor = ev.floor + 4 * U64 * (etas * v1.norm() + etas ** 2 * v2.norm())
     okr = ok & torch.isfinite(r1) & torch.isfinite(r2)
     if bool((r1[okr] == 0).all()) and float(v2.norm()) == 0.0:
@@ -195,7 +214,7 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
         meas["r2_at_rounding_level"] = True
         return Outcome(HOLDS, meas)
     lvl = FLOOR_FACTOR * floor
-    quiet = okr & (torch.linalg.vector_norm(ev.q, dim=1) <= lvl) & (etas * v1.norm() <= lvl) \
+    quiet = okr & (q_norm <= lvl) & (etas * v1.norm() <= lvl) \
         & (etas ** 2 * v2.norm() <= lvl)
     i, j = _longest_run(quiet)
     if fits["r1"] is None and j - i >= MIN_POINTS and \
@@ -215,8 +234,8 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
     return Outcome(HOLDS, meas)
 
 
-def adaptive_grid_check(evaluate: Callable[[Tensor], GridEval], v1: Tensor, v2: Tensor,
-                        extra: dict | None = None) -> Outcome:
+def adaptive_grid_check(evaluate: Callable[[Tensor, Tensor, Tensor], GridEval], v1: Tensor,
+                        v2: Tensor, extra: dict | None = None) -> Outcome:
     """Run :func:`slope_outcome` on a grid from 10 down 9 decades; if the expansion ratio
     stays below ρ/10 on the whole grid (a very flat problem), move the grid up 4 decades
     (at most twice) so that the window can reach the residuals above rounding level.
@@ -224,7 +243,7 @@ def adaptive_grid_check(evaluate: Callable[[Tensor], GridEval], v1: Tensor, v2: 
     top = 10.0
     for _ in range(3):
         etas = eta_grid(top)
-        ev = evaluate(etas)
+        ev = evaluate(etas, v1, v2)
         usable = ev.ok & torch.isfinite(ev.ratio)
         # shift only a genuinely flat problem: a ratio that is exactly 0 everywhere means the
         # updates vanish (zero gradient), and a larger η would only amplify rounding noise

@@ -26,7 +26,7 @@ from ..module_problem import ModuleProblem
 from ..training import run_steps
 from .base import Claim, Outcome, Variant
 from .exact import one_epoch_on, ta_equals_mtl_on
-from .expansion import GridEval, adaptive_grid_check, trajectory_floor
+from .expansion import GridEval, adaptive_grid_check, residual_norms, trajectory_floor
 
 U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
 
@@ -52,33 +52,59 @@ def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> f
                for t in tasks) / U32_OVER_U64
 
 
+# Memory for the trajectories of one chunk of the η grid (m copies of θ per step): the grid is
+# run in chunks that fit, down to one η at a time for large models (ViT-B-32 in float64 holds
+# 0.7 GB per copy of θ), and only per-η norms are kept.
+CHUNK_BYTES = 1 << 30
+
+
 def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tensor]], Tensor],
-              eps_g: float) -> Callable[[Tensor], GridEval]:
+              eps_g: float) -> Callable[[Tensor, Tensor, Tensor], GridEval]:
     pattern = prob.pattern
     th_norm = float(prob.theta0.norm())
+    # per row: θ, its gradient and update, and one τ per run until they are combined
+    copies = 3 + len(runs)
 
-    def evaluate(etas: Tensor) -> GridEval:
-        taus, ratio, floor = [], torch.zeros_like(etas), torch.zeros_like(etas)
-        finite = torch.ones_like(etas, dtype=torch.bool)
-        kept = torch.ones_like(etas, dtype=torch.bool)
-        for run in runs:
-            tr = run_steps(run.steps, prob.theta0, etas, pattern)
-            first = etas[:, None] * run.first
-            fn = torch.linalg.vector_norm(first, dim=1)
-            rel = torch.linalg.vector_norm(tr.tau - first, dim=1) / fn
-            # A zero first-order term leaves the ratio undefined: 0 if τ is 0 too, else ∞
-            # (outside the regime; e.g. rounding noise amplified by an unstable large η).
-            resid = torch.linalg.vector_norm(tr.tau - first, dim=1)
-            rel = torch.where(fn > 0, rel, torch.where(resid > 0, torch.inf, 0.0))
-            ratio = torch.maximum(ratio, rel)
-            floor = floor + trajectory_floor(th_norm, tr.tau, etas, len(run.steps),
-                                             tr.grad_norm_sum, eps_g)
-            finite &= tr.finite
-            kept &= tr.pattern_kept
-            taus.append(tr.tau)
-        return GridEval(combine(taus), ratio, floor, finite, kept)
+    def evaluate(etas: Tensor, v1: Tensor, v2: Tensor) -> GridEval:
+        m = etas.numel()
+        chunk = max(1, min(m, CHUNK_BYTES // (prob.num_params * prob.theta0.element_size()
+                                              * copies)))
+        parts = [_evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
+                                etas[i:i + chunk], v1, v2) for i in range(0, m, chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+        return GridEval(None, cat("ratio"), cat("floor"), cat("finite"), cat("kept"),
+                        cat("r1"), cat("r2"), cat("q_norm"))
 
     return evaluate
+
+
+def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -> GridEval:
+    """The grid evaluation on some rows of η: the runs' trajectories, their expansion ratio,
+    rounding floor, finiteness and pattern flags, and the residual norms of ``combine``.
+    """
+    taus, ratio, floor = [], torch.zeros_like(etas), torch.zeros_like(etas)
+    finite = torch.ones_like(etas, dtype=torch.bool)
+    kept = torch.ones_like(etas, dtype=torch.bool)
+    for run in runs:
+        tr = run_steps(run.steps, prob.theta0, etas, pattern)
+        first = etas[:, None] * run.first
+        fn = torch.linalg.vector_norm(first, dim=1)
+        rel = torch.linalg.vector_norm(tr.tau - first, dim=1) / fn
+        # A zero first-order term leaves the ratio undefined: 0 if τ is 0 too, else ∞
+        # (outside the regime; e.g. rounding noise amplified by an unstable large η).
+        resid = torch.linalg.vector_norm(tr.tau - first, dim=1)
+        rel = torch.where(fn > 0, rel, torch.where(resid > 0, torch.inf, 0.0))
+        ratio = torch.maximum(ratio, rel)
+        floor = floor + trajectory_floor(th_norm, tr.tau, etas, len(run.steps),
+                                         tr.grad_norm_sum, eps_g)
+        finite &= tr.finite
+        kept &= tr.pattern_kept
+        taus.append(tr.tau)
+    q = combine(taus)
+    r1, r2, q_norm = residual_norms(etas, q, v1, v2)
+    return GridEval(q, ratio, floor, finite, kept, r1, r2, q_norm)
 
 
 def _float64(problem: ModuleProblem) -> ModuleProblem:

@@ -58,3 +58,26 @@ def test_everything_diverged_is_diverged_and_below_floor_is_inconclusive():
     assert slope_outcome(etas, _ev(etas, q, finite=none), -3 * v, 0.7 * v).verdict == DIVERGED
     out = slope_outcome(etas, _ev(etas, q, ratio=torch.ones_like(etas)), -3 * v, 0.7 * v)
     assert out.verdict == INCONCLUSIVE
+
+
+def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
+    """Large models run the η grid in chunks (down to one η) and keep per-η norms only."""
+    from tvgrad.theory.cases import Case
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims import second_order as so
+    from tvgrad.theory.nets import NetSpec
+    case = Case(spec=NetSpec(3, (5,), 2, "tanh"), n=6, epochs=3, seed=2)
+    whole = CLAIMS["multi_epoch_second_order"].run(case)
+    seen = []
+    real = so._evaluate_rows
+
+    def spy(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2):
+        seen.append(etas.numel())
+        return real(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2)
+    monkeypatch.setattr(so, "_evaluate_rows", spy)
+    monkeypatch.setattr(so, "CHUNK_BYTES", 1)  # one η per chunk
+    chunked = CLAIMS["multi_epoch_second_order"].run(case)
+    assert set(seen) == {1} and len(seen) >= 37
+    assert chunked.verdict == whole.verdict == HOLDS
+    for key in ("slope_r1", "slope_r2"):
+        assert abs(chunked.measurements[key] - whole.measurements[key]) < 1e-6
