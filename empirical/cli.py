@@ -164,6 +164,8 @@ def _clip_commands(sub) -> None:
     v.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
     v.add_argument("--cache-dir", default=None, help="open_clip weight cache")
     v.add_argument("--max-n", type=int, default=8, help="most samples per task drawn (default 8)")
+    v.add_argument("--micro-batch", type=int, default=None,
+                   help="differentiate over at most this many images at a time (large models)")
     v.add_argument("--profile", default=None,
                    help="ci, dev or verify (default: $TVGRAD_PROFILE or verify)")
     v.add_argument("--seed", type=int, default=20260824, help="Hypothesis seed")
@@ -198,7 +200,7 @@ def _verify_clip(args) -> int:
         raise InvalidInput(f"--jobs must be >= 1, got {args.jobs}")
     setup = ClipSetup(model=args.model, pretrained=args.pretrained, data_root=args.data_root,
                       datasets=datasets, device=args.device, max_n=args.max_n,
-                      cache_dir=args.cache_dir)
+                      cache_dir=args.cache_dir, micro_batch=args.micro_batch)
     preflight(setup)  # model, weights, data, subset size, double backward: before any file
     profile = args.profile or os.environ.get("TVGRAD_PROFILE") or "verify"
     if profile not in CLIP_EXAMPLES:

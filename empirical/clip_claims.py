@@ -136,12 +136,16 @@ def clip_cases(draw, setup: ClipSetup, *, min_tasks: int = 1, max_tasks: int = 1
 
 
 # -- the trajectory-bound estimate ----------------------------------------------------------
+HVP_COUNT = [0]  # Hessian-vector products spent by lanczos_norm (reported per example)
+
+
 def lanczos_norm(f, theta: torch.Tensor, tol: float = 1e-4, maxiter: int = 60) -> float:
     """Largest |eigenvalue| of ∇²f(θ) by Lanczos over HVPs (a lower estimate of ‖∇²f(θ)‖₂)."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
     p = theta.numel()
 
     def mv(v):
+        HVP_COUNT[0] += 1
         vec = torch.as_tensor(np.ascontiguousarray(v).reshape(-1), dtype=theta.dtype)
         return hvp(f, theta, vec.to(theta.device)).detach().cpu().numpy()
     op = LinearOperator((p, p), matvec=mv, dtype=np.float64)
@@ -171,6 +175,7 @@ def trajectory_bound_on(problem, terms: Mapping, *, k: int = 2, eta: float = 1e-
     actual = float((theta - th + k * eta * g).norm())
     if not math.isfinite(actual):
         return Outcome("diverged", {"eta": eta, "k": k}, "the trajectory diverged")
+    HVP_COUNT[0] = 0
     norm0 = lanczos_norm(f, th)
     total, M_hat = 0.0, []
     for ti in iterates[1:]:
@@ -182,7 +187,7 @@ def trajectory_bound_on(problem, terms: Mapping, *, k: int = 2, eta: float = 1e-
     floor = 2.0 ** -53 * ((k + 1) * (float(th.norm()) + float((theta - th).norm()))
                           + 3 * k * eta * float(g.norm()))
     meas = {"eta": eta, "k": k, "actual": actual, "estimate": estimate, "M_hat": M_hat,
-            "hessian_norm_theta0": norm0, "rounding_floor": floor,
+            "hessian_norm_theta0": norm0, "rounding_floor": floor, "hvps": HVP_COUNT[0],
             "actual_over_estimate": actual / estimate if estimate > 0 else math.nan}
     if actual < 100 * floor:
         return Outcome(INCONCLUSIVE, meas, "the error is at rounding level: nothing to compare")

@@ -42,6 +42,7 @@ class ClipSetup:
         device: ``cpu`` or ``cuda[:i]``.
         max_n: most samples per task the strategies draw.
         cache_dir: open_clip weight cache.
+        micro_batch: differentiate over at most this many samples at a time (large models).
     """
 
     model: str = "tvgrad-tiny-ViT"
@@ -51,6 +52,7 @@ class ClipSetup:
     device: str = "cpu"
     max_n: int = 8
     cache_dir: str | None = None
+    micro_batch: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "datasets", tuple(self.datasets))
@@ -144,7 +146,8 @@ def clip_problem(setup: ClipSetup, datasets: tuple[str, ...], *, n: int, seed: i
         bs = batch_size or n
         tasks.append([(x[i:i + bs], y[i:i + bs]) for i in range(0, n, bs)])
         losses.append(HeadLoss(weight.to(setup.device)))
-    return ModuleProblem(model.visual, losses, tasks=tasks, dtype=dtype)
+    return ModuleProblem(model.visual, losses, tasks=tasks, dtype=dtype,
+                         micro_batch=setup.micro_batch)
 
 
 def preflight(setup: ClipSetup) -> None:

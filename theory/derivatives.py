@@ -34,9 +34,77 @@ Params = Tensor | dict[str, Tensor]
 Scalar = Callable[[Params], Tensor]
 
 
+class SumOfParts:
+    r"""A loss :math:`f(\theta) = \sum_i w_i f_i(\theta)` differentiated part by part.
+
+    Gradients and Hessian-vector products of a sum are sums of the parts', so a full-batch
+    loss split into micro-batches (``w_i = n_i / n`` for mean losses) is differentiated with
+    one micro-batch's graph in memory at a time. :func:`gradient`, :func:`hvp` and
+    :func:`grad_and_value` accumulate over the parts; calling it gives the value.
+
+    Args:
+        parts: ``(weight, function)`` pairs; nested sums are flattened.
+    """
+
+    def __init__(self, parts):
+        self.parts = []
+        for w, f in parts:
+            if isinstance(f, SumOfParts):
+                self.parts += [(float(w) * v, g) for v, g in f.parts]
+            else:
+                self.parts.append((float(w), f))
+        if not self.parts:
+            raise InvalidInput("a SumOfParts needs at least one part")
+
+    def __call__(self, theta: Params) -> Tensor:
+        """The value Σ_i w_i f_i(θ)."""
+        return _accumulate(w * f(theta) for w, f in self.parts)
+
+
+def _accumulate(terms):
+    total = None
+    for t in terms:
+        total = t if total is None else total + t
+    return total
+
+
+def _scaled(w: float, x: Params) -> Params:
+    if isinstance(x, Tensor):
+        return w * x
+    return {k: w * v for k, v in x.items()}
+
+
+def _add(a: Params | None, b: Params) -> Params:
+    if a is None:
+        return b
+    if isinstance(b, Tensor):
+        return a + b
+    return {k: a[k] + b[k] for k in b}
+
+
 def gradient(f: Scalar, theta: Params) -> Params:
-    r""":math:`\nabla f(\theta)`."""
+    r""":math:`\nabla f(\theta)` (part by part for a :class:`SumOfParts`)."""
+    if isinstance(f, SumOfParts):
+        g = None
+        for w, part in f.parts:
+            g = _add(g, _scaled(w, grad(part)(theta)))
+        return g
     return grad(f)(theta)
+
+
+def grad_and_value(f: Scalar):
+    """``θ ↦ (∇f(θ), f(θ))`` (:func:`torch.func.grad_and_value`, part by part for sums)."""
+    from torch.func import grad_and_value as gv
+    if not isinstance(f, SumOfParts):
+        return gv(f)
+
+    def both(theta):
+        g = v = None
+        for w, part in f.parts:
+            gp, vp = gv(part)(theta)
+            g, v = _add(g, _scaled(w, gp)), _add(v, w * vp)
+        return g, v
+    return both
 
 
 def _check_like(theta: Params, v: Params) -> None:
@@ -66,6 +134,11 @@ def hvp_rev_rev(f: Scalar, theta: Params, v: Params) -> Params:
         NotTwiceDifferentiable: an operation of ``f`` has no double backward in PyTorch.
     """
     _check_like(theta, v)
+    if isinstance(f, SumOfParts):
+        h = None
+        for w, part in f.parts:
+            h = _add(h, _scaled(w, hvp_rev_rev(part, theta, v)))
+        return h
     with _second_order(f):
         _, pullback = vjp(grad(f), theta)
         return pullback(v)[0]

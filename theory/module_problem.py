@@ -44,6 +44,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InvalidInput
+from .derivatives import SumOfParts
 
 __all__ = ["ModuleProblem", "ParamLayout", "TaskData", "NonSmoothModel", "math_attention"]
 
@@ -292,6 +293,9 @@ class ModuleProblem:
             steps of one SGD epoch.
         tasks: instead of ``batches``, one such list per task (multitask claims).
         dtype: ``torch.float64`` (the theory checks) or ``torch.float32``.
+        micro_batch: evaluate losses and their derivatives over at most this many samples
+            at a time (:class:`~tvgrad.theory.derivatives.SumOfParts` with weights n_b/n,
+            exact for mean losses): memory of one micro-batch's graph, for large models.
 
     Raises:
         InvalidInput: empty or inconsistent data, an unsupported dtype, a model without
@@ -301,7 +305,7 @@ class ModuleProblem:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn | Sequence[LossFn],
                  batches: Sequence | None = None, *, tasks: Sequence[Sequence] | None = None,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, micro_batch: int | None = None):
         if not isinstance(model, nn.Module):
             raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if dtype not in DTYPES:
@@ -316,6 +320,9 @@ class ModuleProblem:
         if len(losses) != len(raw) or not all(callable(f) for f in losses):
             raise InvalidInput(f"loss_fn must be a callable or a list of {len(raw)} callables "
                                f"(one per task), got {loss_fn!r:.80}")
+        if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
+            raise InvalidInput(f"micro_batch must be an integer >= 1 or None, got {micro_batch!r}")
+        self.micro_batch = micro_batch
         self.dtype = dtype
         self._raw_tasks = raw
         self.loss_fns = losses
@@ -359,6 +366,15 @@ class ModuleProblem:
         """
         if not 0 <= task < self.num_tasks:
             raise InvalidInput(f"task {task} out of range: the problem has {self.num_tasks}")
+        mb = self.micro_batch
+        n = self.data[task].n if index is None else int(index.numel())
+        if mb is not None and n > mb:
+            idx = torch.arange(n) if index is None else index
+            return SumOfParts((len(chunk) / n, self._loss(task, chunk))
+                              for chunk in torch.split(idx, mb))
+        return self._loss(task, index)
+
+    def _loss(self, task: int, index: Tensor | None) -> Callable[[Tensor], Tensor]:
         inputs, targets = self.data[task].subset(index)
         layout, loss = self.layout, self.loss_fns[task]
 
@@ -370,6 +386,8 @@ class ModuleProblem:
     def sum_loss_fn(self) -> Callable[[Tensor], Tensor]:
         """Σ_t L_t(θ), the multitask loss."""
         fs = [self.loss_fn(t) for t in range(self.num_tasks)]
+        if self.micro_batch is not None:
+            return SumOfParts((1.0, f) for f in fs)
         return lambda theta: sum(f(theta) for f in fs)
 
     def batch_indices(self, task: int = 0) -> list[Tensor]:
@@ -380,7 +398,8 @@ class ModuleProblem:
         """The same problem in ``dtype`` (``self`` if it already is): the float32 twin."""
         if dtype == self.dtype:
             return self
-        return type(self)(self.module, self.loss_fns, tasks=self._raw_tasks, dtype=dtype)
+        return type(self)(self.module, self.loss_fns, tasks=self._raw_tasks, dtype=dtype,
+                          micro_batch=self.micro_batch)
 
     # -- the finetuning path of the exact claims ----------------------------------------------
     def module_at_theta0(self) -> nn.Module:
@@ -402,11 +421,34 @@ class ModuleProblem:
                 total = term if total is None else total + term
         return total
 
+    def module_backward(self, module: nn.Module, tasks: Sequence[int]) -> Tensor:
+        """``.grad`` of the module = ∇ Σ_{t ∈ tasks} L_t, as training computes it: one
+        backward of the summed loss, or one backward per micro-batch (weights n_b/n)
+        accumulating into ``.grad``. Returns the loss (detached).
+        """
+        if self.micro_batch is None:
+            loss = self.module_loss(module, tasks)
+            loss.backward()
+            return loss.detach()
+        total = 0.0
+        with math_attention():
+            for t in tasks:
+                d = self.data[t]
+                for chunk in torch.split(torch.arange(d.n), self.micro_batch):
+                    inputs, targets = d.subset(chunk)
+                    part = self.loss_fns[t](module(*inputs), targets) * (len(chunk) / d.n)
+                    part.backward()
+                    total = total + part.detach()
+        return total
+
     # -- kinks ------------------------------------------------------------------------------
     def _record(self, theta: Tensor, task: int) -> _KinkRecorder:
         rec = _KinkRecorder()
+        params = self.layout.unflatten(theta)
         with rec, torch.no_grad():
-            self._forward(self.layout.unflatten(theta), self.data[task].inputs)
+            d = self.data[task]
+            for chunk in torch.split(torch.arange(d.n), self.micro_batch or d.n):
+                self._forward(params, d.subset(chunk)[0])
         return rec
 
     def _probe(self) -> Callable[[Tensor], Tensor] | None:
@@ -414,7 +456,8 @@ class ModuleProblem:
         or refused (:class:`NonSmoothModel`). Also checks that the loss is a finite scalar.
         """
         with torch.no_grad():
-            value = self.loss_fn(0)(self.theta0)
+            value = self._loss(0, None if self.micro_batch is None
+                               else torch.arange(min(self.micro_batch, self.data[0].n)))(self.theta0)
         if value.dim() != 0:
             raise InvalidInput(f"loss_fn must return a scalar (the mean loss of a batch), got "
                                f"shape {tuple(value.shape)}")

@@ -7,7 +7,9 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.func import grad_and_value, vmap
+from torch.func import vmap
+
+from .derivatives import grad_and_value
 
 Loss = Callable[[Tensor], Tensor]
 

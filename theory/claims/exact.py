@@ -32,9 +32,8 @@ def task_gradient(prob: ModuleProblem, tasks: list[int]) -> tuple[torch.nn.Modul
     """
     module = prob.module_at_theta0()
     module.zero_grad(set_to_none=True)
-    loss = prob.module_loss(module, tasks)
-    loss.backward()
-    return module, loss.detach(), _flat(prob.trainable(module), "grad")
+    loss = prob.module_backward(module, tasks)
+    return module, loss, _flat(prob.trainable(module), "grad")
 
 
 def sgd_step(prob: ModuleProblem, module: torch.nn.Module, lr: float) -> Tensor:
@@ -49,7 +48,7 @@ def finetune_one_epoch(prob: ModuleProblem, task: int, lr: float) -> tuple[Tenso
     module, _, g = task_gradient(prob, [task])
     theta1 = sgd_step(prob, module, lr)
     with torch.no_grad():
-        loss1 = prob.module_loss(module, [task])
+        loss1 = prob.loss_fn(task)(theta1)
     return theta1 - prob.theta0, g, loss1
 
 

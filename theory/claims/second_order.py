@@ -69,8 +69,18 @@ def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tens
         m = etas.numel()
         chunk = max(1, min(m, CHUNK_BYTES // (prob.num_params * prob.theta0.element_size()
                                               * copies)))
-        parts = [_evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
-                                etas[i:i + chunk], v1, v2) for i in range(0, m, chunk)]
+        starts = range(0, m, chunk)
+        if len(starts) > 1:  # a large model: show the grid's progress (η, steps per η)
+            from tqdm import tqdm
+            starts = tqdm(starts, desc="η grid", unit="chunk", leave=False, dynamic_ncols=True,
+                          postfix={"steps/η": sum(len(r.steps) for r in runs)})
+        parts = []
+        for i in starts:
+            if hasattr(starts, "set_postfix"):
+                starts.set_postfix({"η": f"{float(etas[i]):.1e}",
+                                    "steps/η": sum(len(r.steps) for r in runs)})
+            parts.append(_evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
+                                        etas[i:i + chunk], v1, v2))
         if len(parts) == 1:
             return parts[0]
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
