@@ -239,16 +239,47 @@ def _quantiles(values: list[float]) -> dict:
             "max": v[-1]}
 
 
-def claim_status(run: RunResult) -> str:
-    """``error``, ``violated``, ``diverged`` (nothing held, something diverged) or ``verified``."""
+STATUS_INCONCLUSIVE, STATUS_INCOMPLETE = "inconclusive", "incomplete"
+MIN_EXERCISED = 3
+"""A claim (and each of its sub-checks) is ``verified`` only when at least this many examples
+exercised it and held; fewer is ``incomplete``."""
+MIN_HOLDS_SHARE = 0.5
+"""…and only when at least this share of its non-diverged examples held; fewer (the others
+inconclusive, i.e. outside the regime where the check decides) is ``inconclusive``."""
+
+
+def exercised(claim: Claim, run: RunResult) -> dict[str, int]:
+    """How many holding examples exercised the claim and each of its sub-checks."""
+    held = [r for r in run.records if r.verdict == HOLDS]
+    out = {"claim": len(held)}
+    for name, key in claim.subchecks.items():
+        out[name] = sum(key in r.measurements for r in held)
+    return out
+
+
+def claim_status(run: RunResult, claim: Claim | None = None) -> str:
+    """The claim's status from its examples.
+
+    ``error`` (a check raised), ``violated`` (an example refuted it), ``diverged`` (nothing
+    held, something diverged), ``inconclusive`` (fewer than half of the non-diverged examples
+    held), ``incomplete`` (the time budget cut the run short, or fewer than
+    :data:`MIN_EXERCISED` holding examples exercised the claim or one of its sub-checks),
+    else ``verified``. Only ``verified`` is success.
+    """
+    holds, diverged = run.count(HOLDS), run.count(DIVERGED)
     if run.error:
         return STATUS_ERROR
     if run.count(VIOLATED) or (run.counterexample and run.counterexample["verdict"] == VIOLATED):
         return STATUS_VIOLATED
-    if run.count(HOLDS) == 0 and run.count(DIVERGED) > 0:
+    if holds == 0 and diverged > 0:
         return STATUS_DIVERGED
-    if run.count(HOLDS) == 0:
+    if not run.records:
         return STATUS_ERROR
+    if holds < MIN_HOLDS_SHARE * (len(run.records) - diverged):
+        return STATUS_INCONCLUSIVE
+    counts = exercised(claim, run) if claim is not None else {"claim": holds}
+    if run.budget_exhausted or min(counts.values()) < MIN_EXERCISED:
+        return STATUS_INCOMPLETE
     return STATUS_VERIFIED
 
 
@@ -289,7 +320,7 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     stats = {k: _quantiles([r.measurements.get(k) for r in run.records if r.verdict == HOLDS])
              for k in keys}
-    status = claim_status(run)
+    status = claim_status(run, claim)
     return {
         "id": claim.id, "title": claim.title, "statement": claim.statement,
         "notes": claim.notes, "estimate": claim.estimate,
@@ -298,6 +329,7 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
         "violations": run.count(VIOLATED), "diverged": run.count(DIVERGED),
         "inconclusive": run.count(INCONCLUSIVE), "errors": run.count("error") or int(bool(run.error)),
         "seconds": round(run.seconds, 3), "counterexample": run.counterexample,
+        "exercised": exercised(claim, run),
         "budget_exhausted": run.budget_exhausted,
         "error": run.error, "statistics": {k: s for k, s in stats.items() if s},
         "curves": representative_curves(run),
@@ -484,16 +516,19 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
 
 def summary_table(doc: dict) -> str:
     """The verdict table printed at the end of ``tvgrad verify``."""
-    lines = [f"{'claim':28} {'status':9} {'examples':>8} {'holds':>6} {'viol':>5} {'div':>4} "
+    lines = [f"{'claim':28} {'status':12} {'examples':>8} {'holds':>6} {'viol':>5} {'div':>4} "
              f"{'inconcl':>7} {'variants rejected':>18} {'s':>7}"]
     for c in doc["claims"]:
         fal = c["falsifiability"]
         rej = f"{sum(f['rejected'] for f in fal)}/{len(fal)}"
-        lines.append(f"{c['id']:28} {c['status']:9} {c['examples']:>8} {c['holds']:>6} "
+        lines.append(f"{c['id']:28} {c['status']:12} {c['examples']:>8} {c['holds']:>6} "
                      f"{c['violations']:>5} {c['diverged']:>4} {c['inconclusive']:>7} "
                      f"{rej:>18} {c['seconds']:>7.1f}")
         if c["counterexample"]:
             lines.append(f"    counterexample: {c['counterexample']['reproduce']}")
+        if c["status"] == STATUS_INCOMPLETE:
+            lines.append(f"    incomplete: exercised {c['exercised']} (at least {MIN_EXERCISED} "
+                         f"holding examples each){'; the time budget ran out' if c['budget_exhausted'] else ''}")
         for f in fal:
             if not f["rejected"]:
                 what = "NOT REJECTED" if f["must_reject"] else "not rejected (tightness probe)"
@@ -502,11 +537,13 @@ def summary_table(doc: dict) -> str:
 
 
 def exit_code(doc: dict) -> int:
-    """1 if a claim is violated or errored, or a must-reject variant was not rejected; else 0.
+    """0 only when every claim is ``verified`` and every must-reject variant was rejected.
 
-    Estimates (``consistent`` / ``inconsistent``) are reported, not counted: their right-hand
-    side is not a bound.
+    Any other status — violated, error, diverged, inconclusive, incomplete — gives 1. Estimates
+    (``consistent`` / ``inconsistent``) are reported, not counted: their right-hand side is not
+    a bound.
     """
-    bad = [c for c in doc["claims"] if c["status"] in (STATUS_VIOLATED, STATUS_ERROR)
+    ok = (STATUS_VERIFIED,) + tuple(ESTIMATE_STATUS.values())
+    bad = [c for c in doc["claims"] if c["status"] not in ok
            or not all(f["rejected"] or not f["must_reject"] for f in c["falsifiability"])]
     return 1 if bad else 0

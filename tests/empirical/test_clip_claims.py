@@ -62,7 +62,7 @@ def test_single_dataset_setup_leaves_the_multitask_claims_out():
 
 
 def test_verify_clip_offline_end_to_end(tmp_path, capsys):
-    rc = main(["verify-clip", "--profile", "ci", "--max-examples", "1", "--jobs", "1",
+    rc = main(["verify-clip", "--profile", "ci", "--max-examples", "2", "--jobs", "1",
                "--max-n", "4", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out

@@ -123,7 +123,9 @@ def test_time_budget_stops_generation_and_is_reported(tmp_path):
     assert len(claim.examples) <= len(res.records) < 500
     doc = verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=0.01,
                  max_examples=1000, audit=False)
-    assert doc["claims"][0]["budget_exhausted"] and doc["claims"][0]["status"] == "verified"
+    # a run cut short by its budget is incomplete, never verified (and not a success)
+    assert doc["claims"][0]["budget_exhausted"] and doc["claims"][0]["status"] == "incomplete"
+    assert campaign.exit_code(doc) == 1
     with pytest.raises(InvalidInput, match="time budget must be finite and > 0 seconds, got -1"):
         verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=-1)
     with pytest.raises(InvalidInput, match="got nan"):

@@ -93,6 +93,9 @@ class Claim:
         estimate: the right-hand side is an estimate, not a bound: the campaign reports the
             claim as ``consistent`` / ``inconsistent``, never ``verified``.
         reproduce: the command that re-runs one case (``--claim ID --case JSON`` follow).
+        subchecks: name ↦ a measurement key present on the examples that exercised that part
+            of the check (e.g. the one-SGD-epoch bound); the campaign counts them, and a
+            sub-check exercised too rarely keeps the claim from ``verified``.
     """
 
     id: str
@@ -109,6 +112,7 @@ class Claim:
     params: Mapping[str, Any] = field(default_factory=dict)
     estimate: bool = False
     reproduce: str = "tvgrad reproduce"
+    subchecks: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for v in self.variants:

@@ -233,5 +233,6 @@ FFN_SECOND_ORDER_ERROR_BOUND = Claim(
                       must_reject=False),
               *M_ABLATIONS),
     terms=BOUND_TERMS, examples=_edge,
+    subchecks={"one-SGD-epoch bound": "sgd_bound"},
     notes="Examples outside the regime (no R with kηG(R) ≤ R) are inconclusive, never passed. "
           "Tightness: actual/a-priori, actual/trajectory, actual/naive in the statistics.")

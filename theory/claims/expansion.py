@@ -19,10 +19,14 @@ least one decade of η, else the example is *inconclusive* (counted, never verif
 
 **Band.** Least squares on ``(ln η_j, ln r_j)`` gives slope ``Σ_j w_j ln r_j`` with
 ``w_j = (x_j − x̄)/Σ(x − x̄)²``. If ``r = A η^p (1 + e(η))`` with ``|e| ≤ ε`` on the window,
-the fitted slope is within ``ln(1+ε)·Σ|w_j|`` of ``p``. Inside the window rounding contributes
+the fitted slope is within ``atanh(ε)·Σ|w_j|`` of ``p`` — sharp: the slope error is
+``Σ_j w_j ln(1+e_j)``, and since ``Σ_j w_j = 0`` the midpoint ``c`` of ``[ln(1−ε), ln(1+ε)]`` can
+be subtracted, leaving at most ``Σ|w_j|·(ln(1+ε) − ln(1−ε))/2 = Σ|w_j|·atanh(ε)``, attained by
+``e_j = ±ε`` with the sign of ``w_j``. Inside the window rounding contributes
 at most 0.01 to ``ε`` and the neglected higher-order terms at most about ``2ρ = 0.2`` (their
 size relative to the retained term is of the order of the expansion ratio, doubled as margin),
-so ``ε = 0.21``: the band is ``ln(1.21)·Σ|w_j|``, about 0.25 for a one-decade window and
+so ``ε = 0.21`` (an assumption on the window, stated and tested, not a derivation): the band is
+``atanh(0.21)·Σ|w_j|``, 0.222 for a one-decade window (5 points) and
 narrower for longer ones. If ``r₁``'s window exists but ``r₂`` stays below ``F×`` floor at
 every point of the regime, the claimed η² term accounts for all of ``r₁`` to rounding level:
 the example holds (``r2_at_rounding_level``). The claim "``r₁ = O(η²)``, ``r₂ = O(η³)``" is accepted when
@@ -148,7 +152,7 @@ def fit_slope(etas: Tensor, r: Tensor, mask: Tensor) -> SlopeFit | None:
     xc = x - x.mean()
     w = xc / (xc * xc).sum()
     slope = float((w * y).sum())
-    band = math.log1p(CONTAMINATION) * float(w.abs().sum())
+    band = math.atanh(CONTAMINATION) * float(w.abs().sum())
     return SlopeFit(slope, band, lo, hi, j - i)
 
 

@@ -33,12 +33,51 @@ U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
 
 @dataclass
 class Run:
-    """One trajectory: the loss of each step, and its exact first-order coefficient
-    (τ = η·first + O(η²)), used for the expansion ratio and the floor.
+    """One trajectory: the loss of each step.
+
+    Its first-order coefficient (τ = η·first + O(η²)), which defines the expansion ratio and
+    so the η regime, is not taken from any formula of a claim: it is the derivative in η at
+    η = 0 of the trajectory code itself (:func:`trajectory_derivative`), so a wrong predicted
+    term — or a wrong formula anywhere else — cannot move the regime.
     """
 
     steps: Sequence[Callable[[Tensor], Tensor]]
-    first: Tensor
+
+    def first(self, theta0: Tensor) -> Tensor:
+        """The derivative dτ/dη at η = 0, by forward mode through the steps (cached per θ₀)."""
+        cached = getattr(self, "_first", None)
+        if cached is None or cached[0] is not theta0:
+            self._first = (theta0, trajectory_derivative(self.steps, theta0))
+        return self._first[1]
+
+
+def trajectory_derivative(steps: Sequence[Callable[[Tensor], Tensor]], theta0: Tensor) -> Tensor:
+    r"""The derivative at η = 0 of the endpoint of θ ← θ − η∇L_{b(n)}(θ) over ``steps``.
+
+    .. math::
+
+        \frac{d}{d\eta}\Big|_{\eta=0}\big(\theta_N(\eta) - \theta_0\big)
+        = -\sum_n \nabla L_{b(n)}(\theta_0)
+
+    computed by ``torch.func.jvp`` of the very update rule the trajectories run (forward over
+    reverse), not from the formula on the right.
+    """
+    from torch.func import jvp, vjp
+
+    def endpoint(eta: Tensor) -> Tensor:
+        theta = theta0
+        for f in steps:
+            theta = theta - eta * gradient(f, theta)
+        return theta
+
+    zero = torch.zeros((), dtype=theta0.dtype, device=theta0.device)
+    try:
+        return jvp(endpoint, (zero,), (torch.ones_like(zero),))[1]
+    except RuntimeError:  # an op without a forward-mode rule: the same derivative in reverse
+        # mode, as the vjp of the vjp (the "double-backward trick": J·1 = ∂_u ⟨Jᵀu, 1⟩)
+        _, pull = vjp(endpoint, zero)
+        _, pull2 = vjp(lambda u: pull(u)[0], torch.zeros_like(theta0))
+        return pull2(torch.ones_like(zero))[0]
 
 
 def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> float:
@@ -99,7 +138,7 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -
     kept = torch.ones_like(etas, dtype=torch.bool)
     for run in runs:
         tr = run_steps(run.steps, prob.theta0, etas, pattern)
-        first = etas[:, None] * run.first
+        first = etas[:, None] * run.first(prob.theta0)
         fn = torch.linalg.vector_norm(first, dim=1)
         rel = torch.linalg.vector_norm(tr.tau - first, dim=1) / fn
         # A zero first-order term leaves the ratio undefined: 0 if τ is 0 too, else ∞
@@ -174,7 +213,7 @@ def multi_epoch_on(problem: ModuleProblem, terms: Mapping = MULTI_TERMS, *, k: i
     g = gradient(f, th)
     e = SimpleNamespace(k=k, g=g, theta0=th, hvp=lambda v: hvp(f, th, v))
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
-    evaluate = _evaluate(prob, [Run([f] * k, -k * g)], lambda t: t[0], gradient_rounding(prob))
+    evaluate = _evaluate(prob, [Run([f] * k)], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2,
                                {"grad_norm": float(g.norm()), "hg_norm": float(hvp(f, th, g).norm())})
 
@@ -198,7 +237,7 @@ MULTI_EPOCH_SECOND_ORDER = Claim(
     terms=MULTI_TERMS,
     examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1],
     notes="Slopes of ‖τ+kηg‖ (≥ 2 − band) and ‖τ+kηg−C(k,2)η²Hg‖ (≥ 3 − band) over an "
-          "automatic η window; band = ln(1.21)·Σ|w_j| (see theory.claims.expansion).",
+          "automatic η window; band = atanh(0.21)·Σ|w_j| (see theory.claims.expansion).",
     on_problem=multi_epoch_on,
     params={"k": 2, "eta": 1e-2},
 )
@@ -279,7 +318,6 @@ def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: 
     th = prob.theta0
     fs = [prob.loss_fn(0, idx) for idx in steps_idx]
     gs = [gradient(f, th) for f in fs]
-    gsum = torch.stack(gs).sum(0)
     f_full = prob.loss_fn(0)
     g_full = gradient(f_full, th)
     e = SimpleNamespace(gs=gs, N=N, g_full=g_full, hvp_full=lambda v: hvp(f_full, th, v),
@@ -296,7 +334,7 @@ def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: 
         "first_order_gap_rel": (float((one_epoch - ref).norm() / ref.norm())
                                 if float(ref.norm()) > 0 else float("nan")),
     }
-    evaluate = _evaluate(prob, [Run(fs, -gsum)], lambda t: t[0], gradient_rounding(prob))
+    evaluate = _evaluate(prob, [Run(fs)], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2, extra)
 
 
@@ -378,7 +416,7 @@ def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: in
     G = torch.stack(gs).sum(0)
     e = SimpleNamespace(k=k, gs=gs, G=G, hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
-    runs = [Run([f] * k, -k * g) for f, g in zip(fs, gs)] + [Run([prob.sum_loss_fn()] * k, -k * G)]
+    runs = [Run([f] * k) for f in fs] + [Run([prob.sum_loss_fn()] * k)]
     evaluate = _evaluate(prob, runs, lambda taus: sum(taus[:-1]) - taus[-1],
                          gradient_rounding(prob, range(T)) * T)
     return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(_cross(e).norm())})

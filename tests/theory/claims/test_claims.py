@@ -68,3 +68,33 @@ def test_relu_pattern_change_is_outside_the_regime_not_a_violation():
     out = CLAIMS["multi_epoch_second_order"].run(case)
     assert out.verdict in (HOLDS, INCONCLUSIVE), out.detail
     assert out.measurements["pattern_changed_points"] > 0
+
+
+@pytest.mark.parametrize("claim_id", ["one_epoch_exact", "ta_equals_mtl_step"])
+def test_derived_tolerances_are_tight_on_the_pinned_cases(claim_id):
+    """A tolerance that cannot fail is as bad as none: on the pinned cases each derived rounding
+    tolerance is used to at least 1 % (it is at most 100× the observed error), so inflating it
+    by 100× or more would be caught here."""
+    claim = CLAIMS[claim_id]
+    best: dict = {}
+    for case in claim.examples:
+        out = claim.run(case)
+        assert out.verdict == HOLDS
+        for k, v in out.measurements.items():
+            if k.startswith("max_ratio"):
+                best[k] = max(best.get(k, 0.0), v)
+    assert best and all(v >= 0.01 for v in best.values()), best
+
+
+@pytest.mark.parametrize("claim_id", ["one_epoch_exact", "ta_equals_mtl_step"])
+def test_a_perturbation_of_a_few_times_the_rounding_error_is_rejected(claim_id):
+    """η off by 10⁻⁷ relative — a few hundred float64 roundings, far below the 10⁻⁴ variant —
+    must be rejected on some pinned case."""
+    from dataclasses import replace as dc_replace
+    claim = CLAIMS[claim_id]
+    if claim_id == "one_epoch_exact":
+        terms = {**claim.terms, "update": lambda eta, g: -(1 + 1e-7) * eta * g}
+    else:
+        terms = {**claim.terms, "mtl_step": lambda G, T, eta: (G, eta * (1 + 1e-7))}
+    perturbed = dc_replace(claim, terms=terms, variants=())
+    assert any(perturbed.run(c).verdict == VIOLATED for c in claim.examples)

@@ -23,7 +23,7 @@ def test_fit_recovers_exponents_and_band_formula():
         assert abs(f.slope - p) < 1e-12
         x = torch.log(etas)
         xc = x - x.mean()
-        assert math.isclose(f.band, math.log1p(CONTAMINATION) * float((xc.abs()).sum() / (xc * xc).sum()))
+        assert math.isclose(f.band, math.atanh(CONTAMINATION) * float((xc.abs()).sum() / (xc * xc).sum()))
 
 
 def test_short_window_gives_no_fit():
@@ -81,3 +81,37 @@ def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
     assert chunked.verdict == whole.verdict == HOLDS
     for key in ("slope_r1", "slope_r2"):
         assert abs(chunked.measurements[key] - whole.measurements[key]) < 1e-6
+
+
+def _window_of(etas, lo, hi):
+    """Expansion ratio below ρ exactly on [lo, hi]: the regime (and so the window)."""
+    inside = (etas >= lo * (1 - 1e-12)) & (etas <= hi * (1 + 1e-12))
+    return torch.where(inside, torch.full_like(etas, 0.01), torch.full_like(etas, 1.0))
+
+
+def test_band_rejects_slope_2_7_on_one_decade_and_accepts_the_worst_admissible_case():
+    """The band's two sides: a residual of slope 2.7 over one decade (5 points) is rejected;
+    r₂ = Aη³(1 + e) with the worst admissible |e| ≤ ε (e = ∓ε against the sign of the LS
+    weights, which lowers the fitted slope by the full band) is accepted."""
+    etas = eta_grid(1.0, 3.0)
+    lo, hi = 1e-2, 1e-1
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    w = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    ratio = _window_of(etas, lo, hi)
+    e = etas[:, None]
+    q_bad = -3.0 * e * v + 0.7 * e * e * v + e ** 2.7 * w
+    bad = slope_outcome(etas, _ev(etas, q_bad, ratio=ratio), -3.0 * v, 0.7 * v)
+    assert bad.verdict == VIOLATED and bad.measurements["points_r2"] == 5
+    assert abs(bad.measurements["band_r2"] - math.atanh(CONTAMINATION) * 1.0424) < 1e-3
+    # worst admissible contamination on the same window: e_j = +ε below the window's centre,
+    # −ε above it (minus the sign of w_j), which lowers the fitted slope by exactly the band
+    centre = math.sqrt(lo * hi)
+    sign = torch.where(etas < centre, 1.0, -1.0).to(torch.float64)
+    sign = torch.where(etas == etas[(etas - centre).abs().argmin()], 0.0, sign)
+    r2 = e ** 3 * (1 + 0.999 * CONTAMINATION * sign[:, None]) * w  # |e| just inside ε
+    q_ok = -3.0 * e * v + 0.7 * e * e * v + r2
+    ok = slope_outcome(etas, _ev(etas, q_ok, ratio=ratio), -3.0 * v, 0.7 * v)
+    assert ok.verdict == HOLDS, ok.detail[:400]
+    assert ok.measurements["slope_r2"] < 3 - 0.99 * ok.measurements["band_r2"]  # at the edge
+    # with the old, non-sharp constant ln(1+ε) the same admissible case fell outside the band
+    assert 3 - ok.measurements["slope_r2"] > math.log1p(CONTAMINATION) * 1.0424
