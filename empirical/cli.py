@@ -179,11 +179,8 @@ def _clip_commands(sub) -> None:
     v.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes (each loads the model once; default min(2, cores))")
     v.set_defaults(handler=_verify_clip)
-    r = sub.add_parser("reproduce-clip", help="re-run one CLIP claim on one case")
-    r.add_argument("--claim", required=True)
-    r.add_argument("--case", required=True, help="the case JSON printed with the counterexample")
-    r.add_argument("--variant", default=None)
-    r.set_defaults(handler=_reproduce_clip)
+    from ..theory.cli import reproduce_parser
+    reproduce_parser(sub, "reproduce-clip", "re-run one CLIP claim on one case", _reproduce_clip)
 
 
 def _verify_clip(args) -> int:
@@ -220,19 +217,13 @@ def _verify_clip(args) -> int:
 
 
 def _reproduce_clip(args) -> int:
-    import json
-
+    from ..theory.cli import print_outcome
     from .clip_claims import ClipCase, clip_claims
     try:
         case = ClipCase.from_json(args.case)
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidInput(f"--case is not a valid ClipCase: {exc}") from None
-    out = clip_claims(case.setup)[args.claim].run(case, args.variant)
-    print(json.dumps({"verdict": out.verdict, "measurements": out.clean_measurements()},
-                     indent=2))
-    if out.detail:
-        print(out.detail)
-    return 1 if out.verdict == "violated" else 0
+    return print_outcome(clip_claims(case.setup)[args.claim].run(case, args.variant))
 
 
 ERRORS = (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError)

@@ -39,13 +39,28 @@ def add_commands(sub) -> None:
                                       "(no claim is re-run)")
     h.add_argument("--out", type=Path, default=Path("reports"), help="folder of theory.json")
     h.set_defaults(handler=_report)
-    r = sub.add_parser("reproduce", help="re-run one claim on one case (from a counterexample)")
+    reproduce_parser(sub, "reproduce", "re-run one claim on one case (from a counterexample)",
+                     _reproduce)
+    n = sub.add_parser("list", help="list the claims, their parameters and planted variants")
+    n.set_defaults(handler=_list)
+
+
+def reproduce_parser(sub, name: str, help: str, handler) -> None:
+    """A ``reproduce``-style subcommand: ``--claim ID --case JSON [--variant V]``."""
+    r = sub.add_parser(name, help=help)
     r.add_argument("--claim", required=True)
     r.add_argument("--case", required=True, help="the case JSON printed with the counterexample")
     r.add_argument("--variant", default=None)
-    r.set_defaults(handler=_reproduce)
-    n = sub.add_parser("list", help="list the claims, their parameters and planted variants")
-    n.set_defaults(handler=_list)
+    r.set_defaults(handler=handler)
+
+
+def print_outcome(out) -> int:
+    """Print an outcome as JSON (+ its detail); exit code 1 if it is ``violated``."""
+    print(json.dumps({"verdict": out.verdict, "measurements": out.clean_measurements()},
+                     indent=2))
+    if out.detail:
+        print(out.detail)
+    return 1 if out.verdict == "violated" else 0
 
 
 def _list(args) -> int:
@@ -66,12 +81,7 @@ def _reproduce(args) -> int:
         case = claim.case_type.from_json(args.case)
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidInput(f"--case is not a valid {claim.case_type.__name__}: {exc}") from None
-    out = claim.run(case, args.variant)
-    print(json.dumps({"verdict": out.verdict, "measurements": out.clean_measurements()},
-                     indent=2))
-    if out.detail:
-        print(out.detail)
-    return 1 if out.verdict == "violated" else 0
+    return print_outcome(claim.run(case, args.variant))
 
 
 def _report(args) -> int:
