@@ -46,11 +46,17 @@ class BoundTerms:
         c2: loss name ↦ c₂ ≥ ‖∇²_z ℓ‖₂ (default: the registry's).
         jacobian: the per-layer Jacobian coefficients ``c`` (n, L) ↦ the ones used (default:
             all layers).
+        c1_scale: factor on the loss constant c₁ (1: as derived).
+        weight_ball: R ↦ the ball term added to each ‖W_l⁰‖₂ (R: as derived).
+        bias_ball: R ↦ the ball term added to each ‖b_l⁰‖ (R: as derived).
     """
 
     activation: Callable[[str], ActivationConstants] = lambda name: ACTIVATIONS[name].bound_constants()
     c2: Callable[[str], float] = lambda loss: LOSSES[loss].c2
     jacobian: Callable[[Tensor], Tensor] = lambda c: c
+    c1_scale: float = 1.0
+    weight_ball: Callable[[float], float] = lambda R: R
+    bias_ball: Callable[[float], float] = lambda R: R
 
 
 TRUE_TERMS = BoundTerms()
@@ -119,8 +125,8 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
     k = terms.activation(spec.activation)
     layers = _layers(prob)
     Lnum = len(layers)
-    s = [sn + R for sn in layer_spectral_norms(prob)]
-    bnorm = [(float(b.norm()) + R) if b is not None else 0.0 for _, b in layers]
+    s = [sn + terms.weight_ball(R) for sn in layer_spectral_norms(prob)]
+    bnorm = [(float(b.norm()) + terms.bias_ball(R)) if b is not None else 0.0 for _, b in layers]
     has_b = 1.0 if spec.bias else 0.0
     n = x.shape[0]
     H = x.double().norm(dim=1)  # ‖h_0‖ per sample
@@ -183,7 +189,7 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
         with torch.no_grad():
             out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
         resid0 = (out0.double() - y.double()).norm(dim=1)
-    c1, c2 = loss.c1(F, y, resid0, J, R), terms.c2(prob.case.loss)
+    c1, c2 = loss.c1(F, y, resid0, J, R) * terms.c1_scale, terms.c2(prob.case.loss)
     per_M = c2 * J ** 2 + c1 * S
     per_G = c1 * J
     if naive:

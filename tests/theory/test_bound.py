@@ -114,3 +114,30 @@ def test_registries_name_unknown_keys_and_missing_constants():
         Activation("mish", torch.nn.functional.mish, True).bound_constants()
     with pytest.raises(InvalidInput, match="already registered"):
         ACTIVATIONS.register("tanh", ACTIVATIONS["tanh"])
+
+
+def test_each_stored_sharp_case_rejects_its_lowered_constant():
+    """Lowering a constant of the bound by 10 % (as data, through the variant mechanism) is
+    violated on its stored sharp case, where the true bound holds."""
+    from tvgrad.theory.sharp import load_sharp_cases
+    sharp = load_sharp_cases()
+    assert sum(len(v) for v in sharp.values()) >= 15
+    for cid, per in sharp.items():
+        claim = CLAIMS[cid]
+        for vid, case in per.items():
+            assert claim.variant(vid).must_reject, (cid, vid)
+            assert claim.run(case).verdict == HOLDS, (cid, vid)
+            assert claim.run(case, vid).verdict == VIOLATED, (cid, vid)
+
+
+def test_corner_strategy_draws_tiny_sharp_region_cases():
+    from hypothesis import given, settings
+
+    from tvgrad.theory.sharp import corner_cases
+
+    @settings(max_examples=30, database=None, derandomize=True)
+    @given(corner_cases())
+    def check(case):
+        assert max(case.spec.widths) <= 2 and case.n <= 2 and case.radius in (0.01, 0.3)
+        assert case.spec.activation != "relu"
+    check()

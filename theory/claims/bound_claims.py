@@ -25,6 +25,7 @@ from ..bound import (
 from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient
 from ..nets import NetSpec
+from ..sharp import corner_cases, load_sharp_cases
 from ..spectrum import hessian_spectral_norm
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
@@ -42,12 +43,41 @@ BOUND_TERMS: Mapping = {
     "activation": BoundTerms.activation,   # name ↦ (a₁, a₂, β, κ, sup|σ|)
     "c2": BoundTerms.c2,                   # loss ↦ c₂
     "jacobian": BoundTerms.jacobian,       # per-layer Jacobian coefficients used
-    "scale": 1.0,                          # the bound as derived
+    "c1_scale": 1.0,                       # factor on c₁
+    "weight_ball": BoundTerms.weight_ball,  # R ↦ term added to ‖W_l⁰‖₂ over the ball
+    "bias_ball": BoundTerms.bias_ball,     # R ↦ term added to ‖b_l⁰‖ over the ball
+    "scale": 1.0,                          # the bound as derived (all three error bounds)
+    "scale_apriori": 1.0, "scale_trajectory": 1.0, "scale_sgd": 1.0,  # each error bound alone
 }
 
 
 def _terms(terms: Mapping) -> tuple[BoundTerms, float]:
-    return (BoundTerms(terms["activation"], terms["c2"], terms["jacobian"]), terms["scale"])
+    return (BoundTerms(terms["activation"], terms["c2"], terms["jacobian"], terms["c1_scale"],
+                       terms["weight_ball"], terms["bias_ball"]), terms["scale"])
+
+
+def _lowered(field: str, factor: float = 0.9):
+    """An activation-constant term with ``field`` multiplied by ``factor`` (None stays None)."""
+    def activation(name):
+        k = ACTIVATIONS[name].bound_constants()
+        v = getattr(k, field)
+        return replace(k, **{field: None if v is None else v * factor})
+    return activation
+
+
+# Each constant of the bound lowered by 10 %, as data: a sharpness audit. A variant is a
+# must-reject once a pinned case where that constant is sharp (SHARP_CASES) rejects it.
+SHARPNESS = (
+    ("a1_low", "a₁ = sup|σ'| lowered by 10 %", {"activation": _lowered("a1")}),
+    ("a2_low", "a₂ = sup|σ''| lowered by 10 %", {"activation": _lowered("a2")}),
+    ("sup_sigma_low", "sup|σ| (hidden-norm clamp) lowered by 10 %", {"activation": _lowered("bounded")}),
+    ("beta_low", "β of |σ(z)| ≤ β + κ|z| lowered by 10 %", {"activation": _lowered("beta")}),
+    ("kappa_low", "κ of |σ(z)| ≤ β + κ|z| lowered by 10 %", {"activation": _lowered("kappa")}),
+    ("c1_low", "loss constant c₁ lowered by 10 %", {"c1_scale": 0.9}),
+    ("c2_low", "loss constant c₂ lowered by 10 %", {"c2": lambda loss: 0.9 * BoundTerms.c2(loss)}),
+    ("weight_ball_dropped", "‖W_l‖ over the ball without its + R", {"weight_ball": lambda R: 0.0}),
+    ("bias_ball_dropped", "‖b_l‖ over the ball without its + R", {"bias_ball": lambda R: 0.0}),
+)
 
 
 def _last_layer_only(c):
@@ -135,7 +165,7 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     if R is None:
         return Outcome(INCONCLUSIVE, meas, "outside the regime: no R with kηG(R) ≤ R")
     ab = bounds(prob, R, terms=bt)
-    apriori = apriori_error_bound(ab, eta, k) * scale
+    apriori = apriori_error_bound(ab, eta, k) * scale * terms["scale_apriori"]
     # the actual trajectory, with every iterate's distance to θ₀
     theta, dists = th.clone(), []
     for _ in range(k):
@@ -146,7 +176,8 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     floor = float(trajectory_floor(float(th.norm()), tau[None], torch.tensor([eta], dtype=th.dtype),
                                    k, torch.tensor([k * float(g.norm())], dtype=th.dtype), 0.0)[0])
     R_t = max(dists + [float(tau.norm())])
-    traj = trajectory_error_bound(bounds(prob, R_t, terms=bt).M, eta, dists) * scale
+    traj = trajectory_error_bound(bounds(prob, R_t, terms=bt).M, eta, dists) * scale \
+        * terms["scale_trajectory"]
     naive = apriori_error_bound(bounds(prob, R, naive=True), eta, k)
     exact_H, _ = hessian_spectral_norm(f, th)
     # tightness ratios only where the actual error is resolved (≥ 100× its rounding floor)
@@ -173,7 +204,8 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
             for fb in fs:
                 theta = theta - eta * gradient(fb, theta)
             s_actual = float((theta - th + eta * sum(gs)).norm())
-            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs, terms=bt) * scale
+            s_bound = sgd_epoch_error_bound(prob, eta, batches, Rs, terms=bt) * scale \
+                * terms["scale_sgd"]
             meas.update(sgd_actual=s_actual, sgd_bound=s_bound,
                         sgd_actual_over_bound=s_actual / s_bound if (s_bound > 0 and s_actual >= 100 * floor) else math.nan)
             if s_actual - floor > s_bound:
@@ -201,26 +233,58 @@ _edge = (Case(spec=NetSpec(1, (1,), 1, "tanh"), n=1, seed=1, eta=0.01, epochs=2,
          Case(spec=NetSpec(1, (1,), 1, "sigmoid", False), n=1, seed=7, eta=1e-4, epochs=2,
               radius=0.01, x_scale=3.0, y_scale=10.0))
 
+SHARP = load_sharp_cases()
+_M_CONSTANTS = ("a1_low", "a2_low", "sup_sigma_low", "beta_low", "kappa_low", "c1_low", "c2_low",
+                "weight_ball_dropped", "bias_ball_dropped")
+_G_CONSTANTS = ("a1_low", "sup_sigma_low", "beta_low", "kappa_low", "c1_low",
+                "weight_ball_dropped", "bias_ball_dropped")
+_ERROR_BOUNDS = (("apriori_low", "a-priori bound lowered by 10 %", {"scale_apriori": 0.9}),
+                 ("trajectory_low", "trajectory bound lowered by 10 %", {"scale_trajectory": 0.9}),
+                 ("sgd_bound_low", "one-SGD-epoch bound lowered by 10 %", {"scale_sgd": 0.9}))
+SHARP_NOTE = (" — a sharpness probe: a must-reject once a pinned sharp case (theory/"
+              "sharp_cases.json, found by python -m tvgrad.theory.sharp) exists")
+
+
+def _sharpness(claim_id: str, rows) -> tuple[Variant, ...]:
+    """The 10 %-lowered constants of ``rows`` as variants of ``claim_id``."""
+    have = SHARP.get(claim_id, {})
+    return tuple(Variant(vid, desc + ("" if vid in have else SHARP_NOTE), terms,
+                         must_reject=vid in have) for vid, desc, terms in rows)
+
+
+def _sharp_examples(claim_id: str) -> tuple[Case, ...]:
+    return tuple(SHARP.get(claim_id, {}).values())
+
+
+_BY_ID = {vid: (vid, desc, terms) for vid, desc, terms in SHARPNESS}
+
+
+def _strategy(error: bool = False):
+    return st.one_of(bound_cases(error=error), corner_cases())
+
+
 FFN_HESSIAN_BOUND = Claim(
     id="ffn_hessian_bound", title="M(R) bounds the Hessian norm over the ball",
     statement=r"M(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla^2 L(\theta)\|_2",
-    check=check_hessian_bound, strategy=lambda: bound_cases(), case_type=Case,
+    check=check_hessian_bound, strategy=_strategy, case_type=Case,
     variants=(Variant("bound_times_half", "M(R)/2 — " + PROBE, {"scale": 0.5},
                       must_reject=False),
-              *M_ABLATIONS),
-    terms=BOUND_TERMS, examples=_edge,
+              *M_ABLATIONS,
+              *_sharpness("ffn_hessian_bound", [_BY_ID[v] for v in _M_CONSTANTS])),
+    terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_hessian_bound"),
     notes="Exact ‖∇²L‖₂ by dense torch.func.hessian + eigh at θ₀, θ₀ ± R·v_top and random points "
           "at R/2 and R; slack 10·p·u·‖H‖ for the eigensolver (Weyl). theory/bound.md.")
 
 FFN_GRADIENT_BOUND = Claim(
     id="ffn_gradient_bound", title="G(R) bounds the gradient norm over the ball",
     statement=r"G(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla L(\theta)\|",
-    check=check_gradient_bound, strategy=lambda: bound_cases(), case_type=Case,
+    check=check_gradient_bound, strategy=_strategy, case_type=Case,
     variants=(Variant("bound_times_half", "G(R)/2 — " + PROBE, {"scale": 0.5},
                       must_reject=False),
               Variant("last_layer_only", "Jacobian bound of the output layer's parameters only",
-                      {"jacobian": _last_layer_only})),
-    terms=BOUND_TERMS, examples=_edge, notes="Same points as ffn_hessian_bound. theory/bound.md.")
+                      {"jacobian": _last_layer_only}),
+              *_sharpness("ffn_gradient_bound", [_BY_ID[v] for v in _G_CONSTANTS])),
+    terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_gradient_bound"), notes="Same points as ffn_hessian_bound. theory/bound.md.")
 
 FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     id="ffn_second_order_error_bound",
@@ -228,11 +292,12 @@ FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     statement=(r"\|\tau^{(k)} + k\eta g\| \le \eta^2 M(R) G(R)\binom{k}{2}\ \text{if } k\eta G(R)"
                r"\le R;\quad \le \eta M(R_t)\sum_{i<k}\|\theta_i-\theta_0\|;\quad "
                r"\text{SGD epoch: } \|\tau+\eta\sum_b g_b\| \le \eta^2\sum_b M_b\sum_{c<b}G_c"),
-    check=check_error_bound, strategy=lambda: bound_cases(error=True), case_type=Case,
+    check=check_error_bound, strategy=lambda: _strategy(error=True), case_type=Case,
     variants=(Variant("bound_times_half", "both bounds halved — " + PROBE, {"scale": 0.5},
                       must_reject=False),
-              *M_ABLATIONS),
-    terms=BOUND_TERMS, examples=_edge,
+              *M_ABLATIONS,
+              *_sharpness("ffn_second_order_error_bound", _ERROR_BOUNDS)),
+    terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_second_order_error_bound"),
     subchecks={"one-SGD-epoch bound": "sgd_bound"},
     notes="Examples outside the regime (no R with kηG(R) ≤ R) are inconclusive, never passed. "
           "Tightness: actual/a-priori, actual/trajectory, actual/naive in the statistics.")
