@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical clean
+.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical mutate clean
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -67,6 +67,12 @@ empirical: $(STAMP)  ## finetune CLIP on the seven datasets, merge, write report
 
 bench-gpu: $(STAMP)  ## images/s of finetuning with vs without trajectory recording (needs CUDA)
 	$(BIN)/python -m tvgrad.empirical.bench_gpu
+
+MUTATE ?= theory/rounding.py
+MUTATE_TESTS ?= tests/theory/test_rounding.py tests/theory/claims/test_claims.py -k "rounding or tight or perturbation or one_epoch_exact or ta_equals_mtl_step"
+mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TESTS; appends to docs/mutation.md (slow, not in CI)
+	$(BIN)/python -m pip install -q cosmic-ray
+	$(BIN)/python tests/mutation/run.py --module $(MUTATE) --tests '$(MUTATE_TESTS)'
 
 clean:  ## remove the virtual environment and generated reports
 	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/*.html .hypothesis
