@@ -18,7 +18,9 @@ from .model import WeightsMissing
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip model name (default ViT-B-32)")
+    p.add_argument("--model", default="ViT-B-32-quickgelu",
+                   help="open_clip model name (default ViT-B-32-quickgelu: the openai weights "
+                        "were trained with QuickGELU)")
     p.add_argument("--pretrained", default="openai",
                    help="open_clip tag, a local checkpoint path, or 'none' for random weights")
     p.add_argument("--cache-dir", default=None, help="open_clip/hub cache folder for weights")

@@ -58,7 +58,7 @@ RECIPES = {
 class FinetuneConfig:
     """Everything that defines one finetuning run (frozen: a run is its configuration)."""
     dataset: str
-    model: str = "ViT-B-32"
+    model: str = "ViT-B-32-quickgelu"  # the openai weights were trained with QuickGELU
     pretrained: str | None = "openai"
     data_root: str = "data"
     out: str = "runs"

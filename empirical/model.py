@@ -37,6 +37,12 @@ def load_clip(model_name: str, pretrained: str | None, *, cache_dir: str | None 
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
     tag = None if pretrained in (None, "", "none") else pretrained
+    if tag is not None and open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu") \
+            and not (open_clip.get_model_config(model_name) or {}).get("quick_gelu"):
+        # open_clip only warns: the network would use GELU around weights trained with
+        # QuickGELU, and every θ₀-level number would come from a different network
+        raise ValueError(f"pretrained {tag!r} weights were trained with QuickGELU, but model "
+                         f"{model_name!r} uses GELU: use {model_name + '-quickgelu'!r}")
     if tag is not None and ("/" in tag or tag.endswith((".pt", ".bin", ".safetensors"))) \
             and not Path(tag).is_file():
         raise WeightsMissing(f"pretrained weights file {tag} does not exist; pass an existing "

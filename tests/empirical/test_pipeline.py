@@ -37,11 +37,30 @@ def test_missing_dataset_message(tmp_path):
         load_splits("RESISC45", tmp_path)
 
 
-def test_missing_weights_message(tiny_model, tmp_path):
+def test_missing_weights_message(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(WeightsMissing, match=r"does not exist; pass an existing checkpoint path"):
         load_clip(tiny_model, str(tmp_path / "nope.safetensors"))
+    # the hub is unreachable (as offline here): make that deterministic and instant, whatever
+    # the network of the machine running the test
+    import open_clip.factory
+    import open_clip.pretrained
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (simulated)")
+    for mod in (open_clip.factory, open_clip.pretrained):
+        for name in ("download_pretrained", "download_pretrained_from_hf",
+                     "download_pretrained_from_url"):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, offline)
     with pytest.raises(WeightsMissing, match=r"could not load pretrained weights 'laion400m_e32'.*--pretrained /path/to"):
-        load_clip("ViT-B-32", "laion400m_e32", cache_dir=str(tmp_path))
+        load_clip("ViT-B-32-quickgelu", "laion400m_e32", cache_dir=str(tmp_path))
+
+
+def test_openai_weights_need_the_quickgelu_model():
+    """open_clip only warns when GELU wraps QuickGELU-trained weights; we refuse, naming the fix
+    (before any download)."""
+    with pytest.raises(ValueError, match="trained with QuickGELU.*use 'ViT-B-32-quickgelu'"):
+        load_clip("ViT-B-32", "openai")
 
 
 def test_bad_config_values(tiny_model, tmp_path):
