@@ -75,4 +75,4 @@ mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TEST
 	$(BIN)/python tests/mutation/run.py --module $(MUTATE) --tests '$(MUTATE_TESTS)'
 
 clean:  ## remove the virtual environment and generated reports
-	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/*.html .hypothesis
+	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/clip_claims.json $(OUT)/clip_claims_examples.csv $(OUT)/*.html .hypothesis
