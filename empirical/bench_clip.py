@@ -17,14 +17,16 @@ import subprocess
 import sys
 import time
 
-# gradient evaluations and HVPs per example at the default grid (37 η, chunked), k = 2 epochs,
-# T = 2 tasks, 2 SGD batches: trajectories + the float64/float32 gradients of the rounding
-# estimate + the predicted terms
+# gradient evaluations and HVP-equivalents per example at the default grid (37 η, chunked), k = 2
+# epochs, T = 2 tasks, 2 SGD batches: trajectories + the float64/float32 gradients of the
+# rounding estimate + the predicted terms; the HVP column also counts the forward-mode products
+# through the steps that give the regime's first-order coefficient (one per step and run, at an
+# HVP's cost)
 COST_MODEL = {
     "one_epoch_exact": (4, 0),                     # 2 dtypes × (step + loss)
-    "multi_epoch_second_order": (37 * 2 + 3, 2),   # 37 η × k steps; g, ĝ₃₂, ĝ₆₄; Hg twice
-    "sgd_epoch_second_order": (37 * 2 + 4, 2),     # 37 η × N steps at n/N each ≈ 37 full
-    "ta_vs_mtl_cross_term": (37 * 2 * 3 + 6, 4),   # (T + 1) runs; T HVPs (+ measurement)
+    "multi_epoch_second_order": (37 * 2 + 3, 1 + 2),   # 37 η × k steps; g, ĝ₃₂, ĝ₆₄; Hg; k jvps
+    "sgd_epoch_second_order": (37 * 2 + 4, 2 + 2),     # 37 η × N steps ≈ 37 full; N HVPs; N jvps
+    "ta_vs_mtl_cross_term": (37 * 2 * 3 + 6, 2 + 6),   # (T + 1) runs; T HVPs; (T + 1)·k jvps
     "clip_trajectory_bound": (3, 3 * 30),          # k steps; ~30 Lanczos HVPs at 3 points
 }
 

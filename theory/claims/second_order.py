@@ -10,7 +10,6 @@ example left without a window is *inconclusive*. Smooth activations never change
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import comb
 from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
@@ -31,27 +30,16 @@ from .expansion import GridEval, adaptive_grid_check, residual_norms, trajectory
 U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
 
 
-@dataclass
-class Run:
-    """One trajectory: the loss of each step.
+Steps = Sequence[Callable[[Tensor], Tensor]]
+"""One trajectory: the loss of each step, in order.
 
-    Its first-order coefficient (τ = η·first + O(η²)), which defines the expansion ratio and
-    so the η regime, is not taken from any formula of a claim: it is the derivative in η at
-    η = 0 of the trajectory code itself (:func:`trajectory_derivative`), so a wrong predicted
-    term — or a wrong formula anywhere else — cannot move the regime.
-    """
-
-    steps: Sequence[Callable[[Tensor], Tensor]]
-
-    def first(self, theta0: Tensor) -> Tensor:
-        """The derivative dτ/dη at η = 0, by forward mode through the steps (cached per θ₀)."""
-        cached = getattr(self, "_first", None)
-        if cached is None or cached[0] is not theta0:
-            self._first = (theta0, trajectory_derivative(self.steps, theta0))
-        return self._first[1]
+Its first-order coefficient (τ = η·first + O(η²)), which defines the expansion ratio and so
+the η regime, is not taken from any formula of a claim: it is the derivative in η at η = 0 of
+the trajectory code itself (:func:`trajectory_derivative`), so a wrong predicted term — or a
+wrong formula anywhere else — cannot move the regime."""
 
 
-def trajectory_derivative(steps: Sequence[Callable[[Tensor], Tensor]], theta0: Tensor) -> Tensor:
+def trajectory_derivative(steps: Steps, theta0: Tensor) -> Tensor:
     r"""The derivative at η = 0 of the endpoint of θ ← θ − η∇L_{b(n)}(θ) over ``steps``.
 
     .. math::
@@ -97,10 +85,13 @@ def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> f
 CHUNK_BYTES = 1 << 30
 
 
-def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tensor]], Tensor],
+def _evaluate(prob: ModuleProblem, runs: list[Steps], combine: Callable[[list[Tensor]], Tensor],
               eps_g: float) -> Callable[[Tensor, Tensor, Tensor], GridEval]:
     pattern = prob.pattern
     th_norm = float(prob.theta0.norm())
+    # each run with its first-order coefficient, computed once for every grid tried
+    runs = [(steps, trajectory_derivative(steps, prob.theta0)) for steps in runs]
+    steps_per_eta = sum(len(steps) for steps, _ in runs)
     # per row: θ, its gradient and update, and one τ per run until they are combined
     copies = 3 + len(runs)
 
@@ -108,18 +99,20 @@ def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tens
         m = etas.numel()
         chunk = max(1, min(m, CHUNK_BYTES // (prob.num_params * prob.theta0.element_size()
                                               * copies)))
-        starts = range(0, m, chunk)
-        if len(starts) > 1:  # a large model: show the grid's progress (η, steps per η)
+        bar = None
+        if chunk < m:  # a large model: show the grid's progress (η, steps per η)
             from tqdm import tqdm
-            starts = tqdm(starts, desc="η grid", unit="chunk", leave=False, dynamic_ncols=True,
-                          postfix={"steps/η": sum(len(r.steps) for r in runs)})
+            bar = tqdm(total=m, desc="η grid", unit="η", leave=False, dynamic_ncols=True)
         parts = []
-        for i in starts:
-            if hasattr(starts, "set_postfix"):
-                starts.set_postfix({"η": f"{float(etas[i]):.1e}",
-                                    "steps/η": sum(len(r.steps) for r in runs)})
+        for i in range(0, m, chunk):
+            if bar is not None:
+                bar.set_postfix({"η": f"{float(etas[i]):.1e}", "steps/η": steps_per_eta})
             parts.append(_evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
                                         etas[i:i + chunk], v1, v2))
+            if bar is not None:
+                bar.update(len(etas[i:i + chunk]))
+        if bar is not None:
+            bar.close()
         if len(parts) == 1:
             return parts[0]
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
@@ -130,15 +123,16 @@ def _evaluate(prob: ModuleProblem, runs: list[Run], combine: Callable[[list[Tens
 
 
 def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -> GridEval:
-    """The grid evaluation on some rows of η: the runs' trajectories, their expansion ratio,
-    rounding floor, finiteness and pattern flags, and the residual norms of ``combine``.
+    """The grid evaluation on some rows of η: the runs' trajectories (``runs``: pairs of steps
+    and first-order coefficient), their expansion ratio, rounding floor, finiteness and pattern
+    flags, and the residual norms of ``combine`` (only the norms are kept, never τ).
     """
     taus, ratio, floor = [], torch.zeros_like(etas), torch.zeros_like(etas)
     finite = torch.ones_like(etas, dtype=torch.bool)
     kept = torch.ones_like(etas, dtype=torch.bool)
-    for run in runs:
-        tr = run_steps(run.steps, prob.theta0, etas, pattern)
-        first = etas[:, None] * run.first(prob.theta0)
+    for steps, coefficient in runs:
+        tr = run_steps(steps, prob.theta0, etas, pattern)
+        first = etas[:, None] * coefficient
         fn = torch.linalg.vector_norm(first, dim=1)
         rel = torch.linalg.vector_norm(tr.tau - first, dim=1) / fn
         # A zero first-order term leaves the ratio undefined: 0 if τ is 0 too, else ∞
@@ -146,14 +140,13 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -
         resid = torch.linalg.vector_norm(tr.tau - first, dim=1)
         rel = torch.where(fn > 0, rel, torch.where(resid > 0, torch.inf, 0.0))
         ratio = torch.maximum(ratio, rel)
-        floor = floor + trajectory_floor(th_norm, tr.tau, etas, len(run.steps),
+        floor = floor + trajectory_floor(th_norm, tr.tau, etas, len(steps),
                                          tr.grad_norm_sum, eps_g)
         finite &= tr.finite
         kept &= tr.pattern_kept
         taus.append(tr.tau)
-    q = combine(taus)
-    r1, r2, q_norm = residual_norms(etas, q, v1, v2)
-    return GridEval(q, ratio, floor, finite, kept, r1, r2, q_norm)
+    r1, r2, q_norm = residual_norms(etas, combine(taus), v1, v2)
+    return GridEval(None, ratio, floor, finite, kept, r1, r2, q_norm)
 
 
 def _float64(problem: ModuleProblem) -> ModuleProblem:
@@ -163,10 +156,11 @@ def _float64(problem: ModuleProblem) -> ModuleProblem:
 
 
 # -- claim 3: multi-epoch GD -------------------------------------------------------------------
-# Terms of ``e`` = SimpleNamespace(k, g = ∇L(θ₀), hvp = v ↦ ∇²L(θ₀)v, theta0).
+# Terms of ``e`` = SimpleNamespace(k, g = ∇L(θ₀), Hg = ∇²L(θ₀)g, hvp = v ↦ ∇²L(θ₀)v, theta0);
+# Hg is computed once per example (an HVP costs seconds on ViT-B-32).
 MULTI_TERMS: Mapping = {
     "first_order": lambda e: -e.k * e.g,                       # −kηg
-    "second_order": lambda e: comb(e.k, 2) * e.hvp(e.g),       # C(k,2)η²Hg
+    "second_order": lambda e: comb(e.k, 2) * e.Hg,             # C(k,2)η²Hg
 }
 
 
@@ -177,9 +171,9 @@ def _wrong_vector(e) -> Tensor:
 
 MULTI_EPOCH_VARIANTS = (
     Variant("coefficient_k2_over_2", "τ⁽ᵏ⁾ = −kηg + (k²/2) η² Hg",
-            {"second_order": lambda e: (e.k * e.k / 2) * e.hvp(e.g)}),
+            {"second_order": lambda e: (e.k * e.k / 2) * e.Hg}),
     Variant("sign_flipped", "τ⁽ᵏ⁾ = −kηg − C(k,2) η² Hg",
-            {"second_order": lambda e: -(comb(e.k, 2) * e.hvp(e.g))}),
+            {"second_order": lambda e: -(comb(e.k, 2) * e.Hg)}),
     Variant("hessian_wrong_vector", "τ⁽ᵏ⁾ = −kηg + C(k,2) η² H v, v = θ₀ rescaled to ‖g‖",
             {"second_order": _wrong_vector}),
     Variant("first_order_k_minus_1", "τ⁽ᵏ⁾ = −(k−1)ηg + C(k,2) η² Hg",
@@ -211,11 +205,12 @@ def multi_epoch_on(problem: ModuleProblem, terms: Mapping = MULTI_TERMS, *, k: i
     prob = _float64(problem)
     f, th = prob.loss_fn(0), prob.theta0
     g = gradient(f, th)
-    e = SimpleNamespace(k=k, g=g, theta0=th, hvp=lambda v: hvp(f, th, v))
+    Hg = hvp(f, th, g)
+    e = SimpleNamespace(k=k, g=g, Hg=Hg, theta0=th, hvp=lambda v: hvp(f, th, v))
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
-    evaluate = _evaluate(prob, [Run([f] * k)], lambda t: t[0], gradient_rounding(prob))
+    evaluate = _evaluate(prob, [[f] * k], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2,
-                               {"grad_norm": float(g.norm()), "hg_norm": float(hvp(f, th, g).norm())})
+                               {"grad_norm": float(g.norm()), "hg_norm": float(Hg.norm())})
 
 
 def check_multi_epoch(case: Case, terms: Mapping = MULTI_TERMS) -> Outcome:
@@ -334,7 +329,7 @@ def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: 
         "first_order_gap_rel": (float((one_epoch - ref).norm() / ref.norm())
                                 if float(ref.norm()) > 0 else float("nan")),
     }
-    evaluate = _evaluate(prob, [Run(fs)], lambda t: t[0], gradient_rounding(prob))
+    evaluate = _evaluate(prob, [fs], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2, extra)
 
 
@@ -366,7 +361,8 @@ SGD_EPOCH_SECOND_ORDER = Claim(
 
 
 # -- claim 5: task arithmetic vs multitask learning -------------------------------------------
-# Terms of ``e`` = SimpleNamespace(k, gs = [g_t], G = Σ_t g_t, hvps = [v ↦ H_t v]).
+# Terms of ``e`` = SimpleNamespace(k, gs = [g_t], G = Σ_t g_t, hvps = [v ↦ H_t v],
+# cross = Σ_t H_t Σ_{s≠t} g_s, computed once per example by _cross).
 def _cross(e) -> Tensor:
     """Σ_t H_t Σ_{s≠t} g_s."""
     return sum(h(e.G - g) for h, g in zip(e.hvps, e.gs))
@@ -374,13 +370,13 @@ def _cross(e) -> Tensor:
 
 CROSS_TERMS: Mapping = {
     "first_order": lambda e: torch.zeros_like(e.G),            # the η terms cancel exactly
-    "second_order": lambda e: -comb(e.k, 2) * _cross(e),       # −η² C(k,2) Σ_t Σ_{s≠t} H_t g_s
+    "second_order": lambda e: -comb(e.k, 2) * e.cross,         # −η² C(k,2) Σ_t Σ_{s≠t} H_t g_s
 }
 CROSS_VARIANTS = (
     Variant("sign_flipped", "Σ_t τ_t − Δ_MTL = +η² C(k,2) Σ_t Σ_{s≠t} H_t g_s",
-            {"second_order": lambda e: comb(e.k, 2) * _cross(e)}),
+            {"second_order": lambda e: comb(e.k, 2) * e.cross}),
     Variant("coefficient_k2_over_2", "coefficient k²/2 instead of C(k,2)",
-            {"second_order": lambda e: -(e.k * e.k / 2) * _cross(e)}),
+            {"second_order": lambda e: -(e.k * e.k / 2) * e.cross}),
     Variant("all_pairs", "Σ over all (t, s), s = t included",
             {"second_order": lambda e: -comb(e.k, 2) * sum(h(e.G) for h in e.hvps)}),
 )
@@ -415,11 +411,12 @@ def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: in
     gs = [gradient(f, th) for f in fs]
     G = torch.stack(gs).sum(0)
     e = SimpleNamespace(k=k, gs=gs, G=G, hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
+    e.cross = _cross(e)
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
-    runs = [Run([f] * k) for f in fs] + [Run([prob.sum_loss_fn()] * k)]
+    runs = [[f] * k for f in fs] + [[prob.sum_loss_fn()] * k]
     evaluate = _evaluate(prob, runs, lambda taus: sum(taus[:-1]) - taus[-1],
                          gradient_rounding(prob, range(T)) * T)
-    return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(_cross(e).norm())})
+    return adaptive_grid_check(evaluate, v1, v2, {"cross_norm": float(e.cross.norm())})
 
 
 def check_cross_term(case: Case, terms: Mapping = CROSS_TERMS) -> Outcome:
