@@ -1,3 +1,5 @@
 """tvgrad.theory: the claims of 'On Task Vectors and Gradients' as falsifiable checks."""
 
-__version__ = "0.1.0"
+SCHEMA_VERSION = 2
+"""Version of the campaign documents (``theory.json``, ``clip_claims.json``): the campaign
+writes it, the report refuses any other."""

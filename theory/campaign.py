@@ -29,10 +29,10 @@ from hypothesis import Phase, given, settings
 
 from ..errors import InvalidInput
 from ..io import atomic_write, write_csv
+from . import SCHEMA_VERSION
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
 from .profiles import EXAMPLES, profile_name
 
-SCHEMA_VERSION = 2
 CURVES_PER_CLAIM = 3  # residual curves stored per expansion claim (the report plots them)
 STATUS_VERIFIED, STATUS_VIOLATED, STATUS_DIVERGED, STATUS_ERROR = (
     "verified", "violated", "diverged", "error")

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InvalidInput
@@ -64,7 +65,6 @@ def math_attention() -> contextlib.AbstractContextManager:
     backward (``derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward is
     not implemented``); the math backend is plain differentiable tensor algebra.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
     return sdpa_kernel([SDPBackend.MATH])
 
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from ..errors import InvalidInput
 from ..io import atomic_write, read_json
 from ..render import environment, figure, svg
+from . import SCHEMA_VERSION
 
 __all__ = ["render", "write_report", "write_clip_report", "read_rows"]
 EXPANSION_CLAIMS = ("multi_epoch_second_order", "sgd_epoch_second_order", "ta_vs_mtl_cross_term")
@@ -273,5 +274,3 @@ def write_clip_report(out_dir: str | Path) -> Path:
         write_report(out_dir)
     return out
 
-
-SCHEMA_VERSION = 2  # of theory.json (tvgrad.theory.campaign writes it)

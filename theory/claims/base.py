@@ -4,8 +4,9 @@ terms, and the planted wrong variants (replacements of those terms) that its che
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
 from hypothesis.strategies import SearchStrategy
@@ -47,6 +48,21 @@ class Outcome:
                 v = str(v)
             out[k] = v
         return out
+
+
+class JsonCase:
+    """``to_json`` / ``from_json`` for a dataclass case whose fields are JSON values (nested
+    dataclasses are rebuilt by the case's own ``__post_init__``).
+    """
+
+    def to_json(self) -> str:
+        """The case as one line of JSON (what ``--case`` of the reproduce commands takes)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """The case of a JSON line written by :meth:`to_json`."""
+        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ term T only enters at η³, which is why it drops out: that is the content of th
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import product
@@ -32,14 +31,14 @@ import sympy as sp
 from hypothesis import strategies as st
 
 from ...errors import InvalidInput
-from .base import HOLDS, VIOLATED, Claim, Outcome, Variant
+from .base import HOLDS, VIOLATED, Claim, JsonCase, Outcome, Variant
 
 ETA = sp.Symbol("eta", positive=True)
 KINDS = ("one_step", "gd", "cross")
 
 
 @dataclass(frozen=True)
-class SymCase:
+class SymCase(JsonCase):
     """``kind``: ``one_step`` (k = 1, exact, no truncation), ``gd`` (k epochs) or ``cross``
     (``tasks`` tasks, k epochs); ``p`` parameters.
     """
@@ -54,15 +53,6 @@ class SymCase:
             raise InvalidInput(f"unknown symbolic kind {self.kind!r}; choose one of {KINDS}")
         if self.k < 1 or self.p < 1 or self.tasks < 1:
             raise InvalidInput(f"k, p, tasks must be >= 1, got {self}")
-
-    def to_json(self) -> str:
-        """The case as one line of JSON."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "SymCase":
-        """The case of a JSON line written by :meth:`to_json`."""
-        return cls(**json.loads(text))
 
     def summary(self) -> dict:
         """Flat, CSV-friendly description."""
