@@ -31,6 +31,7 @@ def test_report_is_self_contained_with_all_sections(report_dir):
     assert not re.search(r'(src|href)="(https?:)?//', html), "no network resources"
     assert "<script" not in html
     assert "multi_epoch_second_order" in html and "sign_flipped" in html
+    assert "exercised (holding examples)" in html and "claim: " in html
 
 
 def test_untrusted_strings_are_escaped(report_dir):
