@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# data only (CLIP's class names and templates, compared with ours by tests/empirical/test_data.py);
+	# --no-deps: its own dependencies (transformers, pycocoevalcap, …) are never imported
+	$(BIN)/python -m pip install -q --no-deps clip-benchmark==1.6.2
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install tvgrad with its test extras (idempotent)

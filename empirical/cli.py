@@ -17,10 +17,21 @@ from .merge import METHODS
 from .model import WeightsMissing
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32-quickgelu",
-                   help="open_clip model name (default ViT-B-32-quickgelu: the openai weights "
-                        "were trained with QuickGELU)")
+    p.add_argument("--model", default=None,
+                   help="open_clip model name (default: the recipe's backbone: "
+                        "ViT-B-32-quickgelu for theory and ilharco, ViT-B-16-quickgelu for "
+                        "paper-code; the openai weights were trained with QuickGELU)")
     p.add_argument("--pretrained", default="openai",
                    help="open_clip tag, a local checkpoint path, or 'none' for random weights")
     p.add_argument("--cache-dir", default=None, help="open_clip/hub cache folder for weights")
@@ -29,41 +40,74 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="let torchvision download missing datasets (off by default)")
     p.add_argument("--out", default="runs", help="runs folder (default runs/)")
     p.add_argument("--recipe", default="ilharco", choices=list(RECIPES),
-                   help="theory: plain SGD lr 1e-3, batch 128, constant lr, no clipping; ilharco: AdamW 1e-5, wd 0.1, "
-                        "batch 128, cosine + 500 warm-up, clip 1; paper-code: AdamW 1e-5, wd 0.1, "
-                        "batch 32, no schedule, clip 10")
+                   help="theory: plain SGD lr 1e-3, batch 128, constant lr, no clipping, no "
+                        "augmentation; ilharco: AdamW 1e-5, wd 0.1, batch 128, cosine + 500 "
+                        "warm-up, clip 1, augmentation; paper-code (the authors' config): Adam "
+                        "1e-5, no wd, batch 32, constant lr, clip 10, fp32, augmentation, "
+                        "ViT-B-16")
     p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
-    p.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="override the recipe's batch size")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None,
                    help="override the recipe's optimizer (sgd: no momentum, no weight decay)")
     p.add_argument("--clip", type=float, default=None, help="override gradient-norm clipping")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="override the recipe's train augmentation (open_clip's train transform)")
+    p.add_argument("--epochs", type=_positive_int, default=None,
                    help=f"epochs (default per dataset: {EPOCHS})")
     p.add_argument("--seed", type=int, default=0,
-                   help="seeds the model init (random weights) and every epoch's sample order")
+                   help="seeds the model init (random weights), every epoch's sample order and "
+                        "augmentation")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="parameter dtype (float64 for CPU cross-checks with the theory)")
-    p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    p.add_argument("--no-amp", action="store_true",
+                   help="disable bf16 autocast on CUDA (the ilharco recipe's default)")
     p.add_argument("--num-workers", type=int, default=4, help="data loader workers")
-    p.add_argument("--max-samples", type=int, default=None, help="cap every split (smoke runs)")
+    p.add_argument("--max-samples", type=_positive_int, default=None,
+                   help="cap every split at N samples (smoke runs)")
     p.add_argument("--no-shuffle", action="store_true",
                    help="visit the training samples in a fixed order (theory cross-checks)")
     p.add_argument("--no-record", action="store_true",
                    help="plain finetuning: no gradient norms, g0 or per-epoch deltas")
+    p.add_argument("--keep-deltas", type=_positive_int, default=None, metavar="N",
+                   help="keep only the first N per-epoch deltas once a run has finished (norms "
+                        "and cosines are recorded for every epoch); default: keep all")
 
 
-def _cfg(args, dataset: str) -> FinetuneConfig:
+def _cfg(args, dataset: str, **over) -> FinetuneConfig:
     kw = dict(dataset=dataset, model=args.model, pretrained=args.pretrained,
               data_root=args.data_root, out=args.out, recipe=args.recipe, lr=args.lr,
               batch_size=args.batch_size, epochs=args.epochs, optimizer=args.optimizer,
-              clip=args.clip, seed=args.seed, dtype=args.dtype, amp=not args.no_amp,
-              download=args.download, num_workers=args.num_workers,
-              max_samples=args.max_samples, cache_dir=args.cache_dir, record=not args.no_record,
-              shuffle=not args.no_shuffle)
+              clip=args.clip, augment=args.augment, seed=args.seed, dtype=args.dtype,
+              amp=False if args.no_amp else None, download=args.download,
+              num_workers=args.num_workers, max_samples=args.max_samples,
+              cache_dir=args.cache_dir, record=not args.no_record, shuffle=not args.no_shuffle,
+              keep_deltas=args.keep_deltas)
     if args.device:
         kw["device"] = args.device
-    return FinetuneConfig(**kw)
+    return FinetuneConfig(**{**kw, **over})
+
+
+def _finetune_argv(args) -> list[str]:
+    """The ``finetune`` options that reproduce ``args`` (for one process per GPU)."""
+    out = []
+    for opt, value in (("--model", args.model), ("--pretrained", args.pretrained),
+                       ("--cache-dir", args.cache_dir), ("--data-root", args.data_root),
+                       ("--out", args.out), ("--recipe", args.recipe), ("--lr", args.lr),
+                       ("--batch-size", args.batch_size), ("--optimizer", args.optimizer),
+                       ("--clip", args.clip), ("--seed", args.seed),
+                       ("--dtype", args.dtype), ("--num-workers", args.num_workers),
+                       ("--max-samples", args.max_samples), ("--keep-deltas", args.keep_deltas)):
+        if value is not None:
+            out += [opt, str(value)]
+    for flag, on in (("--download", args.download), ("--no-amp", args.no_amp),
+                     ("--no-shuffle", args.no_shuffle), ("--no-record", args.no_record)):
+        if on:
+            out.append(flag)
+    if args.augment is not None:
+        out.append("--augment" if args.augment else "--no-augment")
+    return out
 
 
 def add_commands(sub) -> None:
@@ -79,18 +123,35 @@ def add_commands(sub) -> None:
     _common(m)
     m.set_defaults(handler=_merge_cmd)
     r = sub.add_parser("empirical-report", help="write reports/empirical.html from a runs folder")
-    r.add_argument("--out", default="runs")
+    r.add_argument("--out", default="runs", help="the runs folder (default runs/)")
     r.add_argument("--html", default="reports/empirical.html")
     r.set_defaults(handler=_report)
     a = sub.add_parser("empirical-all", help="finetune every dataset, merge, report (resumable)")
     a.add_argument("--datasets", default=",".join(DATASETS))
     a.add_argument("--devices", default=None,
-                   help="comma-separated CUDA device ids: one process per GPU over the datasets")
+                   help="comma-separated CUDA device ids (e.g. 0,1): one process per GPU over "
+                        "the datasets")
     a.add_argument("--html", default="reports/empirical.html")
     _merge_args(a)
     _common(a)
     a.set_defaults(handler=_all)
+    s = sub.add_parser("synthetic-data", help="write small stand-ins of the seven datasets in "
+                                              "their real on-disk formats (smoke tests)")
+    s.add_argument("--root", required=True, help="folder to write them under (created)")
+    s.add_argument("--datasets", default=",".join(DATASETS))
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(handler=_synthetic)
     _clip_commands(sub)
+
+
+def _synthetic(args) -> int:
+    from .synthetic import write_all
+    datasets = _datasets(args)
+    write_all(args.root, seed=args.seed, datasets=datasets)
+    print(f"wrote {', '.join(datasets)} under {args.root}; try: tvgrad finetune --model "
+          f"tvgrad-tiny-ViT --pretrained none --dataset {datasets[0]} --data-root {args.root} "
+          f"--max-samples 64 --device cpu --epochs 1")
+    return 0
 
 
 def _merge_args(p: argparse.ArgumentParser) -> None:
@@ -134,14 +195,32 @@ def _merge_cmd(args) -> int:
     return 0
 
 
+def _jobs(args, datasets: list[str]) -> list[FinetuneConfig]:
+    """The finetuning runs of ``empirical-all``: each dataset's full run and, where the recipe's
+    schedule depends on the total steps, its one-epoch run (the merge's one-epoch arm).
+    """
+    jobs = []
+    for d in datasets:
+        c = _cfg(args, d)
+        jobs.append(c)
+        if c.effective.schedule != "constant" and c.n_epochs > 1:
+            jobs.append(_cfg(args, d, epochs=1))
+    return jobs
+
+
 def _all(args) -> int:
     datasets = _datasets(args)
-    if args.devices:
-        _parallel(args.argv, datasets, args.devices.split(","))
+    jobs = _jobs(args, datasets)
+    if args.devices is not None:
+        devices = [d.strip() for d in args.devices.split(",")]
+        if not devices or not all(d.isdigit() for d in devices):
+            raise InvalidInput(f"--devices {args.devices!r}: expected comma-separated CUDA "
+                               f"device ids such as 0,1")
+        _parallel(_finetune_argv(args), jobs, devices)
     else:
         from .finetune import finetune
-        for d in datasets:
-            finetune(_cfg(args, d))
+        for c in jobs:
+            finetune(c)
     _merge_cmd(args)
     return _report(args)
 
@@ -228,29 +307,27 @@ def _reproduce_clip(args) -> int:
     return print_outcome(clip_claims(case.setup)[args.claim].run(case, args.variant))
 
 
-ERRORS = (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError)
-"""The exceptions the empirical commands report as one-line user errors (exit 2)."""
+class JobsFailed(RuntimeError):
+    """A finetuning process of ``empirical-all --devices`` failed."""
 
 
-def _parallel(argv: list[str], datasets: list[str], devices: list[str]) -> None:
-    """One `finetune` process per GPU, each taking datasets round-robin."""
-    keep, skip = [], False
-    for a in argv[1:]:  # drop 'empirical-all', --datasets/--devices/--html/--method + values
-        if skip:
-            skip = False
-            continue
-        if a in ("--datasets", "--devices", "--html", "--method"):
-            skip = True
-            continue
-        keep.append(a)
-    queues = {dev: datasets[i::len(devices)] for i, dev in enumerate(devices)}
+def _parallel(common: list[str], jobs: list[FinetuneConfig], devices: list[str]) -> None:
+    """One process per GPU, each running its share of the jobs (round-robin) one after another."""
     procs = []
-    for dev, ds in queues.items():
-        cmd = " && ".join(shlex.join([sys.executable, "-m", "tvgrad", "finetune",
-                                      "--dataset", d, *keep]) for d in ds)
-        procs.append(subprocess.Popen(cmd, shell=True,
-                                      env={**os.environ, "CUDA_VISIBLE_DEVICES": dev.strip()}))
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise RuntimeError(f"finetuning processes failed: exit codes {codes}")
+    for i, dev in enumerate(devices):
+        mine = jobs[i::len(devices)]
+        if not mine:
+            continue
+        cmd = " && ".join(shlex.join([sys.executable, "-m", "tvgrad", "finetune", "--dataset",
+                                      c.dataset, *common, "--epochs", str(c.n_epochs)])
+                          for c in mine)
+        procs.append((dev, subprocess.Popen(cmd, shell=True,
+                                            env={**os.environ, "CUDA_VISIBLE_DEVICES": dev})))
+    failed = [(dev, rc) for dev, p in procs if (rc := p.wait())]
+    if failed:
+        raise JobsFailed(f"finetuning failed on GPU(s) {failed} (device, exit code); the "
+                         f"messages are above; rerun to resume")
 
+
+ERRORS = (DatasetMissing, WeightsMissing, FileNotFoundError, ValueError, JobsFailed)
+"""The exceptions the empirical commands report as one-line user errors (exit 2)."""

@@ -11,7 +11,7 @@ import torch
 from ..io import load_tensors, read_json, save_tensors
 from ..io import write_json as _write_json
 
-__all__ = ["save_tensors", "load_tensors", "read_json", "write_json", "load_strict"]
+__all__ = ["save_tensors", "load_tensors", "read_json", "write_json", "load_strict", "fingerprint"]
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -28,3 +28,16 @@ def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> No
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(tensors[k].to(p))
+
+
+def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors (names, dtypes, shapes and bytes, in name order): equal
+    fingerprints mean bitwise equal parameters.
+    """
+    import hashlib
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -8,7 +8,7 @@ The method's name is part of the output file name, so two methods never overwrit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +22,11 @@ from .model import ClassificationHead, ImageClassifier, load_clip
 from .task_vector import TaskVector
 
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(1, 21))  # 0.05 … 1.0
-KINDS = {"one_epoch": "delta_epoch_001.safetensors", "converged": "tau.safetensors"}
+KINDS = ("one_epoch", "converged")
+
+
+class RunsMismatch(ValueError):
+    """Runs that cannot be merged (unfinished, other θ₀, no one-epoch finetune)."""
 
 
 class MergeMethod(Protocol):
@@ -51,21 +55,64 @@ class TaskArithmetic:
 METHODS: Registry[MergeMethod] = Registry("merge method", {"task_arithmetic": TaskArithmetic()})
 
 
+def _finished(c: FinetuneConfig) -> dict:
+    path = c.run_dir / "results.json"
+    res = read_json(path) if path.exists() else {}
+    if not res.get("complete"):
+        raise RunsMismatch(f"run {c.run_dir} is not finished: run `tvgrad finetune --dataset "
+                           f"{c.dataset} --epochs {c.n_epochs}` (same settings) first")
+    return res
+
+
+def one_epoch_source(c: FinetuneConfig) -> tuple[FinetuneConfig, str, str]:
+    """Where the one-epoch task vector of ``c``'s dataset comes from.
+
+    Returns (run, file, label). A one-epoch finetune is a run with ``epochs=1`` (its τ); under a
+    constant schedule the first epoch Δ₁ of the long run is that same run bit for bit (the
+    sample order and augmentation of an epoch depend only on seed and epoch), so Δ₁ is used.
+    Under a schedule that depends on the total steps (``ilharco``'s cosine) Δ₁ is not a
+    one-epoch finetune and the ``epochs=1`` run is required.
+    """
+    one = replace(c, epochs=1)
+    if (one.run_dir / "results.json").exists() or c.n_epochs == 1:
+        return one, "tau.safetensors", "tau of an --epochs 1 run"
+    if c.effective.schedule == "constant":
+        return c, "delta_epoch_001.safetensors", "delta_1 of a constant-schedule run (= an --epochs 1 run)"
+    raise RunsMismatch(
+        f"the one-epoch arm needs a one-epoch finetune of {c.dataset}: under recipe "
+        f"{c.recipe!r} ({c.effective.schedule} schedule) the first epoch of a "
+        f"{c.n_epochs}-epoch run is not one; run `tvgrad finetune --dataset {c.dataset} "
+        f"--epochs 1` with the same settings (tvgrad empirical-all does)")
+
+
 def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
           out: str | Path | None = None) -> dict:
     """Merge the finished runs of ``cfgs`` (one per dataset, same model/recipe/seed) for both
-    one-epoch (τ⁽¹⁾ = Δ₁) and converged task vectors; returns and writes the results JSON
+    one-epoch task vectors (see :func:`one_epoch_source`) and converged ones (τ of the full
+    run); returns and writes the results JSON
     (``<out>/<model>/merge-<method>-<recipe>-seed<seed>.json`` by default).
+
+    Raises:
+        RunsMismatch: a run is unfinished, the runs do not share θ₀, or a one-epoch finetune
+            is missing.
     """
     fn = METHODS[method]  # UnknownKey names the known methods
+    if not cfgs:
+        raise RunsMismatch("merge needs at least one run")
     alphas = fn.alphas
     base = cfgs[0]
-    for c in cfgs:
-        if not (c.run_dir / "results.json").exists() or not read_json(c.run_dir / "results.json").get("complete"):
-            raise FileNotFoundError(f"run {c.run_dir} is not finished: run `tvgrad "
-                                    f"finetune --dataset {c.dataset}` first")
+    sources = {"converged": [(c, "tau.safetensors", "tau of the full run") for c in cfgs],
+               "one_epoch": [one_epoch_source(c) for c in cfgs]}
+    prints = {}
+    for run, _, _ in sources["converged"] + sources["one_epoch"]:
+        prints[run.run_dir] = _finished(run).get("theta0_fingerprint")
+    if len(set(prints.values())) > 1 or None in prints.values():
+        listing = ", ".join(f"{p}: {str(v)[:12]}" for p, v in prints.items())
+        raise RunsMismatch(f"the runs do not share theta0 (or predate its fingerprint): "
+                           f"{listing}; finetune them from the same --model/--pretrained/"
+                           f"--seed/--dtype")
     device, dtype = base.device, getattr(torch, base.dtype)
-    amp = base.amp and device.startswith("cuda")
+    amp = base.effective.amp and device.startswith("cuda")
     model, _, pre_val, _ = load_clip(base.model, base.pretrained, cache_dir=base.cache_dir, device=device)
     theta0 = load_tensors(cfgs[0].run_dir / "theta0.safetensors")
     visual = model.visual.to(device=device, dtype=dtype)
@@ -80,9 +127,10 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
                             _loader(splits.test, bs, None, c.num_workers, device),
                             read_json(c.run_dir / "results.json")["test_accuracy"])
     res = {"method": method, "model": base.model, "recipe": base.recipe, "seed": base.seed,
-           "datasets": [c.dataset for c in cfgs], "alphas": list(alphas), "kinds": {}}
-    for kind, fname in KINDS.items():
-        taus = [TaskVector.load(c.run_dir / fname) for c in cfgs]
+           "datasets": [c.dataset for c in cfgs], "alphas": list(alphas), "kinds": {},
+           "theta0_fingerprint": next(iter(prints.values()))}
+    for kind in KINDS:
+        taus = [TaskVector.load(run.run_dir / f) for run, f, _ in sources[kind]]
         curve = []
         for a in alphas:
             load_strict(visual, fn(theta0, taus, a))
@@ -95,7 +143,9 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
         normalized = {d: absolute[d] / evals[d][3] if evals[d][3] > 0 else float("nan")
                       for d in absolute}
         res["kinds"][kind] = {
-            "task_vector_file": fname, "best_alpha": best["alpha"], "val_curve": curve,
+            "sources": {run.dataset: {"run": str(run.run_dir), "file": f, "what": what}
+                        for run, f, what in sources[kind]},
+            "best_alpha": best["alpha"], "val_curve": curve,
             "test_accuracy_absolute": absolute,
             "test_accuracy_normalized": normalized,  # ÷ our own finetuned test accuracy
             "mean_absolute": sum(absolute.values()) / len(absolute),

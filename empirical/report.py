@@ -23,6 +23,38 @@ def reference_shares() -> dict[str, list[float]]:
     return dict(out)
 
 
+PUBLISHED = {"model": "ViT-B-16", "recipe": "paper-code"}
+"""How the published shares were logged (../shared/reference/README.md): ViT-B-16, the
+authors' config, the epoch counts of the CSV."""
+
+
+def comparable(run: dict, ref: dict[str, list[float]] | None = None) -> tuple[bool, str]:
+    """Whether ``run``'s shares can stand beside the published ones, and why not.
+
+    They can when the backbone is ViT-B-16 (either activation tag), the recipe is paper-code
+    with no override, and the run has as many epochs as the published one.
+    """
+    from dataclasses import asdict
+
+    from .finetune import RECIPES
+    ref = reference_shares() if ref is None else ref
+    published = ref.get(run["dataset"])
+    if not published:
+        return False, f"no published shares for {run['dataset']}"
+    model = run.get("model") or run.get("config", {}).get("model", "?")
+    rec = {k: v for k, v in run["recipe"].items() if k != "name"}
+    diffs = []
+    if not model.startswith(PUBLISHED["model"] + "-") and model != PUBLISHED["model"]:
+        diffs.append(f"model {model} (published: {PUBLISHED['model']})")
+    if run["recipe"]["name"] != PUBLISHED["recipe"] or rec != asdict(RECIPES[PUBLISHED["recipe"]]):
+        diffs.append(f"recipe {run['recipe']['name']}"
+                     + ("" if run["recipe"]["name"] != PUBLISHED["recipe"] else " with overrides")
+                     + f" (published: {PUBLISHED['recipe']})")
+    if len(run["epochs"]) != len(published):
+        diffs.append(f"{len(run['epochs'])} epochs (published: {len(published)})")
+    return (not diffs), "; ".join(diffs)
+
+
 def shares_plot(runs: list[dict]):
     """Per-epoch update and gradient-norm shares of each run beside the published shares."""
     if not runs:
@@ -40,11 +72,13 @@ def _shares_panel(ax, r: dict, ref: dict) -> None:
     ax.bar([i - w for i in x], [e.get("update_norm_share") or 0 for e in ep], w,
            label="ours: ‖Δ_e‖ share")
     ax.bar(x, [e.get("grad_norm_share") or 0 for e in ep], w, label="ours: grad-norm share")
-    rs = ref.get(r["dataset"], [])
-    if rs:
+    ok, why = comparable(r, ref)
+    if ok:
+        rs = ref[r["dataset"]]
         ax.bar([i + w for i in range(1, len(rs) + 1)], rs, w, color="grey",
-               label="published grad-norm share (paper-code recipe)")
-    ax.set_title(f"{r['dataset']} ({r['recipe']['name']})", fontsize=8)
+               label="published grad-norm share (ViT-B-16, paper-code)")
+    ax.set_title(f"{r['dataset']} ({r.get('model', '?')}, {r['recipe']['name']})"
+                 + ("" if ok else "\npublished shares not shown: " + why), fontsize=6)
     ax.set_xlabel("epoch")
     ax.legend(fontsize=5)
 
@@ -57,8 +91,13 @@ def build(runs_dir: str | Path, out: str | Path = "reports/empirical.html") -> P
                                 f"(tvgrad finetune …) or pass --out")
     runs = [read_json(p) for p in sorted(runs_dir.rglob("results.json"))]
     runs = [r for r in runs if r.get("complete")]
+    if not runs:
+        raise FileNotFoundError(f"no finished runs under {runs_dir} (no complete results.json); "
+                                f"finetune first or pass the runs folder with --out")
     merges = [read_json(p) for p in sorted(runs_dir.rglob("merge-*.json"))]
     ref_acc = json.loads((REFERENCE / "finetuned_accuracy.json").read_text())
+    for r in runs:
+        r["published_comparable"], r["published_mismatch"] = comparable(r)
     html = environment().get_template("empirical.html.j2").render(
         runs=runs, merges=merges, plot=shares_plot(runs), ref_acc=ref_acc)
     out = Path(out)

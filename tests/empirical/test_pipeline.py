@@ -8,7 +8,7 @@ import torch
 
 from tvgrad.cli import main
 from tvgrad.empirical import finetune as ft
-from tvgrad.empirical.data import DatasetMissing, load_splits, seeded_split
+from tvgrad.empirical.data import DatasetMissing, load_splits
 from tvgrad.empirical.finetune import FinetuneConfig, finetune
 from tvgrad.empirical.io import load_tensors
 from tvgrad.empirical.merge import METHODS, TaskArithmetic, merge
@@ -25,15 +25,10 @@ def cfg(tiny, root, out, dataset="MNIST", **kw):
     return FinetuneConfig(**{**base, **kw})
 
 
-def test_validation_split_is_fixed_and_disjoint():
-    a, b = seeded_split(1000), seeded_split(1000)
-    assert a == b and len(b[1]) == 100 and not set(a[0]) & set(a[1])
-
-
 def test_missing_dataset_message(tmp_path):
     with pytest.raises(DatasetMissing, match=r"dataset MNIST not found under .*MNIST/raw.*--download"):
         load_splits("MNIST", tmp_path)
-    with pytest.raises(DatasetMissing, match=r"RESISC45 not found .*NWPU-RESISC45/<class>"):
+    with pytest.raises(DatasetMissing, match=r"RESISC45 not found .*NWPU-RESISC45/<class>.*split files"):
         load_splits("RESISC45", tmp_path)
 
 
@@ -97,6 +92,8 @@ def test_end_to_end_finetune_merge_report(tiny_model, data_root, tmp_path, monke
     monkeypatch.setitem(METHODS, "ta_coarse", TaskArithmetic("ta_coarse", (0.5, 1.0)))
     m = merge(cfgs, method="ta_coarse")
     assert m["path"].endswith("merge-ta_coarse-paper-code-seed0.json") and m["method"] == "ta_coarse"
+    # paper-code has a constant schedule: the one-epoch arm is delta_1 of each run
+    assert {s["file"] for s in m["kinds"]["one_epoch"]["sources"].values()} == {"delta_epoch_001.safetensors"}
     for kind in ("one_epoch", "converged"):
         k = m["kinds"][kind]
         assert k["best_alpha"] in (0.5, 1.0)
