@@ -63,7 +63,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="parameter dtype (float64 for CPU cross-checks with the theory)")
     p.add_argument("--no-amp", action="store_true",
                    help="disable bf16 autocast on CUDA (the ilharco recipe's default)")
-    p.add_argument("--num-workers", type=int, default=4, help="data loader workers")
+    p.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="data loader workers (default: min(4, cores))")
     p.add_argument("--max-samples", type=_positive_int, default=None,
                    help="cap every split at N samples (smoke runs)")
     p.add_argument("--no-shuffle", action="store_true",

@@ -8,7 +8,8 @@ the run's whole identity, :meth:`FinetuneConfig.identity`):
   ``delta_epoch_<e>.safetensors`` (Δ_e = θ_e − θ_{e−1}; with ``keep_deltas=N`` only the first N
   are kept once the run has finished), ``tau.safetensors`` (τ = θ_E − θ₀), ``head.safetensors``;
 * ``checkpoint/epoch-<e>/``: parameters, optimizer, scheduler and results after epoch ``e``,
-  committed as one unit (written into a temporary folder, then renamed into place);
+  committed as one unit (written into a temporary folder, then renamed into place); only the
+  latest is kept, and none once the run has finished;
 * ``results.json``: per epoch ‖Δ_e‖ and its share, the mean per-batch gradient norm (before
   clipping) and its share, train loss, validation accuracy; cos(τ, Δ₁), cos(τ, −g₀),
   cos(Δ₁, −g₀), cos(τ, Δ_e); zero-shot and finetuned test accuracy; the identity, the split
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -111,7 +113,7 @@ class FinetuneConfig:
     dtype: str = "float32"  # parameters; "float64" for the CPU cross-check with the theory
     amp: bool | None = None
     download: bool = False
-    num_workers: int = 4
+    num_workers: int = min(4, os.cpu_count() or 1)
     max_samples: int | None = None
     cache_dir: str | None = None
     record: bool = True  # gradient norms, g₀, deltas (off: plain finetuning, for benchmarks)
@@ -441,8 +443,11 @@ def _check_identity(cfg: FinetuneConfig) -> None:
         raise ValueError(f"{cfg.run_dir} holds a run with other settings ({diff}); move it away")
 
 
-def _prune_deltas(cfg: FinetuneConfig, res: dict) -> None:
-    """Delete the per-epoch deltas after the first ``keep_deltas`` (all cosines computed)."""
+def _tidy(cfg: FinetuneConfig, res: dict) -> None:
+    """After a finished run: drop the checkpoint (only a resume needs it) and the per-epoch
+    deltas after the first ``keep_deltas`` (every cosine is computed by then).
+    """
+    shutil.rmtree(cfg.run_dir / "checkpoint", ignore_errors=True)
     if cfg.keep_deltas is None:
         return
     for e in res["epochs"][cfg.keep_deltas:]:
@@ -454,7 +459,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     results_path = cfg.run_dir / "results.json"
     _check_identity(cfg)
     if results_path.exists() and (res := read_json(results_path)).get("complete"):
-        _prune_deltas(cfg, res)
+        _tidy(cfg, res)
         return res
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)  # the random init of --pretrained none
@@ -465,7 +470,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         _checkpoint(run, res, epoch + 1)
     _finish(run, res)
     write_json(results_path, res)
-    _prune_deltas(cfg, res)
+    _tidy(cfg, res)
     return res
 
 

@@ -8,6 +8,8 @@ The method's name is part of the output file name, so two methods never overwrit
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -90,7 +92,8 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
     """Merge the finished runs of ``cfgs`` (one per dataset, same model/recipe/seed) for both
     one-epoch task vectors (see :func:`one_epoch_source`) and converged ones (τ of the full
     run); returns and writes the results JSON
-    (``<out>/<model>/merge-<method>-<recipe>-seed<seed>.json`` by default).
+    (``<out>/<model>/merge-<method>-<recipe>-seed<seed>-<id>.json`` by default, ``<id>`` a
+    hash of the method, its α grid and the merged runs).
 
     Raises:
         RunsMismatch: a run is unfinished, the runs do not share θ₀, or a one-epoch finetune
@@ -152,7 +155,12 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
             "mean_normalized": sum(normalized.values()) / len(normalized),
         }
     res["finetuned_test_accuracy"] = {d: e[3] for d, e in evals.items()}
-    path = Path(out) if out else Path(base.out) / base.model / f"merge-{method}-{base.recipe}-seed{base.seed}.json"
+    # the merged runs are part of the name: merges of other runs never overwrite each other
+    mid = hashlib.sha256(json.dumps([method, list(alphas), *(c.run_id for c in cfgs)])
+                         .encode()).hexdigest()[:10]
+    res["runs"] = {c.dataset: str(c.run_dir) for c in cfgs}
+    path = Path(out) if out else (Path(base.out) / base.model
+                                  / f"merge-{method}-{base.recipe}-seed{base.seed}-{mid}.json")
     write_json(path, res)
     res["path"] = str(path)
     return res

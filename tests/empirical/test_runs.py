@@ -140,6 +140,7 @@ def test_keep_first_n_deltas(tiny_model, data_root, tmp_path):
     res = finetune(c, progress=False)
     assert sorted(p.name for p in c.run_dir.glob("delta_epoch_*")) == ["delta_epoch_001.safetensors"]
     assert all(e["cos_tau_delta"] is not None for e in res["epochs"]) and res["deltas_kept"] == 1
+    assert not (c.run_dir / "checkpoint").exists()  # a finished run keeps no checkpoint
 
 
 def test_recipes_are_the_published_ones():
@@ -200,15 +201,21 @@ def test_user_errors_exit_2_with_one_line(tmp_path, data_root, capsys, monkeypat
     assert rc == 2 and "typo not found" in err
 
 
-def test_broken_files_are_named(tiny_model, data_root, tmp_path, capsys):
+def test_broken_files_are_named(tiny_model, data_root, tmp_path, monkeypatch):
     c = cfg(tiny_model, data_root, tmp_path, epochs=1)
     finetune(c, progress=False)
     (c.run_dir / "results.json").write_text("{broken")
     with pytest.raises(ValueError, match=r"results.json is not valid JSON"):
         finetune(c, progress=False)
-    (c.run_dir / "results.json").unlink()
-    ckpt = next((c.run_dir / "checkpoint").glob("epoch-*"))
-    p = ckpt / "params.safetensors"
+    c = cfg(tiny_model, data_root, tmp_path, epochs=2)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ft, "_finish", killed)  # killed after the last epoch: checkpoint kept
+    with pytest.raises(KeyboardInterrupt):
+        finetune(c, progress=False)
+    monkeypatch.undo()
+    p = next((c.run_dir / "checkpoint").glob("epoch-*")) / "params.safetensors"
     p.write_bytes(p.read_bytes()[:50])
     with pytest.raises(ValueError, match=r"params.safetensors is not a readable safetensors"):
         finetune(c, progress=False)
