@@ -268,15 +268,16 @@ def _clip_commands(sub) -> None:
 def _verify_clip(args) -> int:
     from pathlib import Path
 
+    from ..publish import snapshot
     from ..theory.campaign import exit_code, summary_table, verify
-    from ..theory.report import write_clip_report
+    from ..theory.report import render_clip_into, write_report
     from .clip_claims import clip_claims
     from .clip_problem import ClipSetup, preflight
     datasets = tuple(d.strip() for d in (args.datasets or "MNIST,RESISC45").split(",") if d.strip())
     if args.max_examples is not None and args.max_examples < 1:
         raise InvalidInput(f"--max-examples must be >= 1, got {args.max_examples}")
-    if args.jobs < 1:
-        raise InvalidInput(f"--jobs must be >= 1, got {args.jobs}")
+    from ..theory.cli import check_jobs
+    check_jobs(args.jobs)
     setup = ClipSetup(model=args.model, pretrained=args.pretrained, data_root=args.data_root,
                       datasets=datasets, device=args.device, max_n=args.max_n,
                       cache_dir=args.cache_dir, micro_batch=args.micro_batch)
@@ -288,9 +289,11 @@ def _verify_clip(args) -> int:
     doc = verify(claims=args.claim, profile=profile, seed=args.seed, out=out,
                  max_examples=args.max_examples or CLIP_EXAMPLES[profile], audit=not args.no_audit,
                  time_budget=args.time_budget, factory=(clip_claims, setup), jobs=args.jobs,
-                 stem="clip_claims",
+                 stem="clip_claims", finalize=render_clip_into,
                  extra={"clip": {**setup.__dict__, "datasets": list(setup.datasets)}})
-    html = write_clip_report(out)
+    html = out / "clip_claims.html"
+    if (snapshot(out, "theory") / "theory.json").exists():
+        write_report(out)  # theory.html's section on CLIP
     print(summary_table(doc))
     print(f"\nwrote {out / 'clip_claims.json'}, {out / 'clip_claims_examples.csv'}, {html} in "
           f"{doc['duration_s']:.1f} s ({setup.model}, weights {setup.pretrained}, data "

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import re
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -28,7 +30,8 @@ import hypothesis
 from hypothesis import Phase, given, settings
 
 from ..errors import InvalidInput
-from ..io import atomic_write, write_csv
+from ..io import csv_text
+from ..publish import locked, publish
 from . import SCHEMA_VERSION
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
 from .profiles import EXAMPLES, profile_name
@@ -42,6 +45,12 @@ ESTIMATE_STATUS = {STATUS_VERIFIED: "consistent", STATUS_VIOLATED: "inconsistent
 
 class _Violation(AssertionError):
     """Raised inside the Hypothesis test body so that it shrinks the failing case."""
+
+
+class _BudgetStop(BaseException):
+    """Raised in the test body when the time budget is spent: Hypothesis lets a
+    BaseException through at once (no further draws, no shrinking).
+    """
 
 
 @dataclass
@@ -70,6 +79,7 @@ class RunResult:
     error: str | None = None
     seconds: float = 0.0
     budget_exhausted: bool = False
+    asked: int = 0  # examples the profile asks for (pinned + random)
 
     def count(self, verdict: str) -> int:
         """Number of recorded examples with ``verdict``."""
@@ -116,10 +126,9 @@ class _Body:
 
     def __call__(self, case: Any) -> None:
         t0 = time.perf_counter()
-        if self.deadline is not None and t0 > self.deadline and not self.failed \
-                and hypothesis.currently_in_test_context():
+        if self.deadline is not None and t0 > self.deadline and not self.failed:
             self.res.budget_exhausted = True
-            hypothesis.assume(False)
+            raise _BudgetStop
         _note(f"case = {case.to_json()}")
         try:
             out = self.claim.run(case, self.variant)
@@ -162,14 +171,15 @@ def _hypothesis_test(claim: Claim, body: _Body, *, max_examples: int, seed: int,
 
 def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, seed: int,
               derandomize: bool = False, shrink: bool = True, budget_s: float | None = None,
+              deadline: float | None = None,
               progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
     """Run ``claim`` (or its ``variant``) on its pinned examples, then random examples.
 
-    Stops at the first violation or error, which Hypothesis then shrinks (when ``shrink``);
-    the last failing call is the minimal counterexample. With ``budget_s``, random examples
-    stop being generated once that many seconds have passed (each later draw is rejected with
-    ``assume(False)`` until Hypothesis gives up, a few ms each); the result then says
-    ``budget_exhausted``. Pinned examples always run.
+    Stops at the first violation or error, which is then shrunk (when ``shrink``): by
+    Hypothesis for a random example, by :func:`shrink_case` for a pinned one; the last failing
+    call is the minimal counterexample. With ``budget_s`` (seconds from now) or ``deadline``
+    (a ``time.time()``), no example starts after the time is up — pinned ones included — and
+    the result says ``budget_exhausted``.
 
     Args:
         claim: the claim.
@@ -178,32 +188,45 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         seed: the Hypothesis seed (ignored with ``derandomize``).
         derandomize: derive the examples from the test itself (the ``ci`` profile).
         shrink: shrink a failure to a minimal counterexample.
-        budget_s: wall-time budget in seconds for the random examples.
+        budget_s: wall-time budget in seconds.
+        deadline: wall-clock time (``time.time()``) after which no example starts.
         progress: called with each recorded example.
 
     Returns:
         The :class:`RunResult` with every example, the counterexample, any error.
     """
-    res = RunResult(claim.id, variant)
+    res = RunResult(claim.id, variant, asked=max_examples + len(claim.examples))
     t0 = time.perf_counter()
-    body = _Body(claim, variant, res, None if budget_s is None else t0 + budget_s, progress)
-    # Pinned edge cases first, outside Hypothesis: a failure there is already minimal and is
-    # reported as is (Hypothesis does not shrink explicit examples).
+    ends = [t0 + budget_s] if budget_s is not None else []
+    if deadline is not None:
+        ends.append(t0 + (deadline - time.time()))
+    body = _Body(claim, variant, res, min(ends) if ends else None, progress)
+    # Pinned edge cases first, outside Hypothesis (which does not shrink explicit examples):
+    # a failure there is shrunk by shrink_case instead.
     for ex in claim.examples:
         try:
             body(ex)
-        except KeyboardInterrupt:
-            raise
+        except (KeyboardInterrupt, _BudgetStop) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            res.seconds = time.perf_counter() - t0
+            return res
         except BaseException as exc:  # noqa: BLE001
-            _record_failure(res, claim, variant, body.last_fail, exc)
+            last = body.last_fail
+            if shrink and last is not None:
+                last = shrink_case(claim, variant, last, body.deadline)
+            _record_failure(res, claim, variant, last, exc)
             res.seconds = time.perf_counter() - t0
             return res
     test = _hypothesis_test(claim, body, max_examples=max_examples, seed=seed,
                             derandomize=derandomize, shrink=shrink)
     try:
-        test()
+        with contextlib.redirect_stdout(sys.stderr):  # Hypothesis's own reports: not stdout
+            test()
     except KeyboardInterrupt:
         raise
+    except _BudgetStop:
+        pass
     except hypothesis.errors.Unsatisfiable:
         if not res.budget_exhausted:
             raise
@@ -211,6 +234,71 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         _record_failure(res, claim, variant, body.last_fail, exc)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _simpler(value: Any) -> Iterator[Any]:
+    """Simpler versions of a JSON value, most simplifying first."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        for v in (0, 1, value // 2, value - 1):
+            if 0 <= v < value:
+                yield v
+    elif isinstance(value, float):  # simpler = fewer significant digits, not smaller
+        v = float(f"{value:.1g}")
+        if math.isfinite(v) and v != value:
+            yield v
+    elif isinstance(value, list):
+        for i in range(len(value)):  # drop one element
+            yield value[:i] + value[i + 1:]
+        for i, item in enumerate(value):
+            for v in _simpler(item):
+                yield value[:i] + [v] + value[i + 1:]
+    elif isinstance(value, dict):
+        for k in sorted(value):
+            for v in _simpler(value[k]):
+                yield {**value, k: v}
+
+
+def shrink_case(claim: Claim, variant: str | None, last_fail: tuple,
+                deadline: float | None = None, max_tries: int = 300) -> tuple:
+    """A smaller case failing the same way: greedy descent over the case's JSON.
+
+    Each candidate simplifies one field (an integer towards 0 or 1, a float to one
+    significant digit, a list by one element); it is kept when it is a valid case and fails
+    with the same verdict (for errors, the same exception type). Used for failures of pinned
+    examples, which Hypothesis does not shrink.
+
+    Returns:
+        The ``last_fail`` tuple (case, verdict, measurements, detail) of the smallest failure.
+    """
+    case, verdict, _, detail = last_fail
+    want_error = detail.strip().splitlines()[-1].split(":")[0] if verdict == "error" else None
+    cur, tries = json.loads(case.to_json()), 0
+    best = last_fail
+    improved = True
+    while improved:
+        improved = False
+        for cand in _simpler(cur):
+            tries += 1
+            if tries > max_tries or (deadline is not None and time.perf_counter() > deadline):
+                return best
+            try:
+                c = claim.case_type.from_json(json.dumps(cand))
+            except Exception:  # noqa: BLE001 - not a valid case
+                continue
+            try:
+                out = claim.run(c, variant)
+                got = (c, out.verdict, out.clean_measurements(), out.detail)
+            except Exception:  # noqa: BLE001
+                tb = traceback.format_exc()
+                got = (c, "error", {}, tb)
+                if tb.strip().splitlines()[-1].split(":")[0] != want_error:
+                    continue
+            if got[1] == verdict:
+                cur, best, improved = cand, got, True
+                break
+    return best
 
 
 def _record_failure(res: RunResult, claim: Claim, variant: str | None,
@@ -314,6 +402,16 @@ def _audit_entry(claim: Claim, a: RunResult) -> dict:
             "rejecting_case": (a.counterexample or {}).get("case"), "error": a.error}
 
 
+def _example(claim: Claim, run: RunResult) -> dict | None:
+    """One case of the run to paste into the reproduce command (a holding one if any)."""
+    recs = [r for r in run.records if r.verdict == HOLDS] or run.records
+    if not recs:
+        return None
+    r = recs[0]
+    return {"verdict": r.verdict, "case": r.case,
+            "reproduce": reproduce_command(claim.id, r.case, run.variant, claim.reproduce)}
+
+
 def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
     """The JSON entry of one claim: status, counts, statistics, curves and its audit."""
     keys = sorted({k for r in run.records if r.verdict == HOLDS for k, v in r.measurements.items()
@@ -330,7 +428,8 @@ def summarise(claim: Claim, run: RunResult, audit: list[RunResult]) -> dict:
         "inconclusive": run.count(INCONCLUSIVE), "errors": run.count("error") or int(bool(run.error)),
         "seconds": round(run.seconds, 3), "counterexample": run.counterexample,
         "exercised": exercised(claim, run),
-        "budget_exhausted": run.budget_exhausted,
+        "budget_exhausted": run.budget_exhausted, "asked": run.asked,
+        "example": _example(claim, run),
         "error": run.error, "statistics": {k: s for k, s in stats.items() if s},
         "curves": representative_curves(run),
         "falsifiability": [_audit_entry(claim, a) for a in audit],
@@ -342,7 +441,9 @@ def _environment(profile: str, seed: int) -> dict:
     import torch
     return {"python": platform.python_version(), "platform": platform.platform(),
             "torch": torch.__version__, "hypothesis": hypothesis.__version__,
-            "sympy": sympy.__version__, "device": "cpu", "profile": profile, "seed": seed,
+            "sympy": sympy.__version__, "device": "cpu", "profile": profile,
+            # the ci profile derives its examples from the tests themselves: no seed is used
+            "seed": None if profile == "ci" else seed, "derandomized": profile == "ci",
             "argv": sys.argv}
 
 
@@ -373,13 +474,18 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None,
          registry: Mapping[str, Claim] | None = None) -> RunResult:
-    claim_id, variant, max_examples, seed, derandomize, budget_s, factory = args
+    claim_id, variant, max_examples, seed, derandomize, budget, factory = args
     if registry is None and factory is not None:  # a worker process rebuilds the registry
         registry = factory[0](factory[1])
+    deadline = None
+    if budget is not None:  # (global deadline, jobs, runs left when this one starts)
+        end, jobs, left = budget
+        # this run's fair share of the time left, never past the campaign's deadline
+        deadline = min(end, time.time() + max(0.0, end - time.time()) * jobs / max(left, 1))
     with torch_threads(1):
         return run_claim((registry or CLAIMS)[claim_id], variant=variant, max_examples=max_examples,
                          seed=seed, derandomize=derandomize, shrink=variant is None,
-                         budget_s=budget_s, progress=progress)
+                         deadline=deadline, progress=progress)
 
 
 def check_out_dir(out: Path) -> Path:
@@ -396,7 +502,9 @@ def check_out_dir(out: Path) -> Path:
 
 
 class _Outputs:
-    """The campaign's JSON and CSV, rewritten atomically after every finished run."""
+    """The campaign's JSON and CSV, published together after every finished run (and the HTML
+    with them at the end): one consistent snapshot at any time (:mod:`tvgrad.publish`).
+    """
 
     def __init__(self, out: Path, ids: list[str], doc: dict, registry: Mapping[str, Claim],
                  stem: str):
@@ -409,25 +517,51 @@ class _Outputs:
         self.results[key] = res
         self.flush()
 
-    def flush(self) -> None:
+    def flush(self, finalize: Callable[[Path], None] | None = None) -> None:
         res, ids, reg = self.results, self.ids, self.registry
         self.doc["claims"] = [
             summarise(reg[cid], res[(cid, None)],
                       [res[(cid, v.id)] for v in reg[cid].variants if (cid, v.id) in res])
             for cid in ids if (cid, None) in res]
         self.doc["duration_s"] = round(time.time() - self.started, 2)
-        atomic_write(self.out / f"{self.stem}.json",
-                     json.dumps(self.doc, indent=2, allow_nan=False))
-        write_csv(self.out / f"{self.stem}_examples.csv",
-                  example_rows([res[(c, None)] for c in ids if (c, None) in res]))
+        publish(self.out, self.stem, {
+            f"{self.stem}.json": json.dumps(self.doc, indent=2, allow_nan=False),
+            f"{self.stem}_examples.csv": csv_text(
+                example_rows([res[(c, None)] for c in ids if (c, None) in res]))}, finalize)
+
+
+def _worker_init() -> None:
+    """In each worker: die with the parent whatever kills it (Linux ``PR_SET_PDEATHSIG``),
+    and leave Ctrl-C to the parent (which stops the workers itself).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _run_parallel(tasks: list[tuple], args: list[tuple], jobs: int, outputs: _Outputs, bar) -> None:
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for (cid, v), res in zip(tasks, pool.map(_job, args)):
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+    try:
+        futures = [pool.submit(_job, a) for a in args]
+        for (cid, v), fut in zip(tasks, futures):
+            res = fut.result()
             bar.set_postfix_str(f"{cid}{'/' + v if v else ''}")
             bar.update()
             outputs.add((cid, v), res)
+    except BaseException:
+        # Ctrl-C, SIGTERM or an error: stop the workers now (the finished runs are published)
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _run_serial(tasks: list[tuple], args: list[tuple], n: int, outputs: _Outputs, bar) -> None:
@@ -451,7 +585,8 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
            audit: bool = True, time_budget: float | None = None,
            registry: Mapping[str, Claim] | None = None, stem: str = "theory",
            extra: dict | None = None,
-           factory: tuple[Callable[[Any], Mapping[str, Claim]], Any] | None = None) -> dict:
+           factory: tuple[Callable[[Any], Mapping[str, Claim]], Any] | None = None,
+           finalize: Callable[[Path], None] | None = None) -> dict:
     """Run the campaign; write ``theory.json`` and ``theory_examples.csv`` into ``out``.
 
     Both files are rewritten atomically after every finished run (claim or variant), so an
@@ -475,6 +610,11 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         extra: more entries for the JSON document (e.g. the CLIP model and data).
         factory: ``(function, argument)``: ``function(argument)`` returns ``registry``; a
             module-level function, so that ``jobs > 1`` worker processes can rebuild it.
+        finalize: called with the final snapshot folder before it is published (the CLI
+            renders the HTML there, so JSON, CSV and HTML appear together).
+
+    Raises:
+        InvalidInput: bad arguments, or another run holds ``out`` (:func:`tvgrad.publish.locked`).
 
     Returns:
         The document written to ``theory.json``.
@@ -498,20 +638,49 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
     doc = {"schema_version": SCHEMA_VERSION, "environment": _environment(profile, seed),
            "max_examples": n, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "complete": False, "claims": [], "time_budget_s": time_budget, **(extra or {})}
-    outputs = _Outputs(out, ids, doc, registry, stem)
-    share = None if time_budget is None else time_budget * max(jobs, 1) / len(tasks)
-    args = [(cid, v, n, seed, profile == "ci", share, factory) for cid, v in tasks]
-    from tqdm import tqdm
-    bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,
-               dynamic_ncols=True)
-    try:
-        (_run_parallel(tasks, args, jobs, outputs, bar) if jobs > 1
-         else _run_serial(tasks, args, n, outputs, bar))
-    finally:
-        bar.close()
-    doc["complete"] = True
-    outputs.flush()
+    with locked(out, f"tvgrad verify ({stem})"), _sigterm_as_interrupt():
+        outputs = _Outputs(out, ids, doc, registry, stem)
+        outputs.flush()  # valid (empty, incomplete) results from the start
+        end = None if time_budget is None else time.time() + time_budget
+        jobs_ = max(jobs, 1)
+        args = [(cid, v, n, seed, profile == "ci",
+                 None if end is None else (end, jobs_, len(tasks) - i), factory)
+                for i, (cid, v) in enumerate(tasks)]
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,
+                   dynamic_ncols=True)
+        try:
+            (_run_parallel(tasks, args, jobs, outputs, bar) if jobs > 1
+             else _run_serial(tasks, args, n, outputs, bar))
+        finally:
+            bar.close()
+        doc["complete"] = True
+        outputs.flush(finalize)
     return doc
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the campaign like Ctrl-C (workers stopped, finished runs published)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def status_text(c: dict) -> str:
+    """A claim's status as printed: ``incomplete (N of M)`` says how many examples ran."""
+    if c["status"] == STATUS_INCOMPLETE and c.get("asked"):
+        return f"incomplete ({c['examples']} of {c['asked']})"
+    return c["status"]
 
 
 def summary_table(doc: dict) -> str:
@@ -521,7 +690,7 @@ def summary_table(doc: dict) -> str:
     for c in doc["claims"]:
         fal = c["falsifiability"]
         rej = f"{sum(f['rejected'] for f in fal)}/{len(fal)}"
-        lines.append(f"{c['id']:28} {c['status']:12} {c['examples']:>8} {c['holds']:>6} "
+        lines.append(f"{c['id']:28} {status_text(c):12} {c['examples']:>8} {c['holds']:>6} "
                      f"{c['violations']:>5} {c['diverged']:>4} {c['inconclusive']:>7} "
                      f"{rej:>18} {c['seconds']:>7.1f}")
         if c["counterexample"]:

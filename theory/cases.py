@@ -20,6 +20,7 @@ from torch.func import functional_call
 
 from ..errors import InvalidInput, check_lr, check_positive_int
 from .activations import get_activation
+from .limits import check_cost
 from .losses import LOSSES
 from .module_problem import ModuleProblem
 from .nets import NetSpec, init_module
@@ -82,6 +83,30 @@ class Case:
         if self.spec.out_dim < loss.min_out_dim:
             raise InvalidInput(f"loss {self.loss!r} needs out_dim >= {loss.min_out_dim}, "
                                f"got {self.spec.out_dim}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InvalidInput(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_cost(f"case {self.describe()}", *self.cost())
+
+    def describe(self) -> str:
+        """The sizes of the case, in one line."""
+        s = self.spec
+        return (f"(widths {list(s.widths)}, in_dim {s.in_dim}, out_dim {s.out_dim}, n {self.n}, "
+                f"tasks {self.tasks}, epochs {self.epochs}, {s.num_params} parameters)")
+
+    def cost(self) -> tuple[float, float]:
+        """Estimated (bytes, flops) of the most expensive check of this case.
+
+        Memory: the data and activations (T·n·(in + out + Σ widths), kept for backward), ~64
+        parameter-sized vectors (trajectories, gradients, HVP graphs), and a dense p×p Hessian
+        where the checks use one (p ≤ 1500). Flops: about 6·n·p per gradient-sized product;
+        ~50 products per epoch and task (the η grid with its HVPs, the bound searches), plus
+        a dense Hessian's p products.
+        """
+        s, p = self.spec, self.spec.num_params
+        acts = self.tasks * self.n * (s.in_dim + s.out_dim + sum(s.widths))
+        nbytes = 8 * (4 * acts + 64 * p + min(p, 1500) ** 2)
+        products = 50 * self.epochs * self.tasks + min(p, 1500)
+        return nbytes, 6.0 * self.n * p * products * self.tasks
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:

@@ -18,10 +18,12 @@ from markupsafe import Markup
 
 from ..errors import InvalidInput
 from ..io import atomic_write, read_json
+from ..publish import locked, publish, snapshot
 from ..render import environment, figure, svg
 from . import SCHEMA_VERSION
 
-__all__ = ["render", "write_report", "write_clip_report", "read_rows"]
+__all__ = ["render", "write_report", "write_clip_report", "read_rows", "render_theory_into",
+           "render_clip_into"]
 EXPANSION_CLAIMS = ("multi_epoch_second_order", "sgd_epoch_second_order", "ta_vs_mtl_cross_term")
 
 
@@ -240,37 +242,59 @@ def _load(path: Path, command: str) -> dict:
     return doc
 
 
+def _texts(src: Path, stem: str) -> dict[str, str]:
+    return {name: (src / name).read_text(encoding="utf-8")
+            for name in (f"{stem}.json", f"{stem}_examples.csv") if (src / name).exists()}
+
+
+def render_theory_into(snap: Path, out_dir: Path) -> None:
+    """Render ``snap/theory.json`` + CSV into ``snap/theory.html`` (with a section on CLIP when
+    ``out_dir`` holds a CLIP campaign: its current snapshot).
+    """
+    doc = _load(snap / "theory.json", "tvgrad verify")
+    clip_src = snapshot(out_dir, "clip_claims")
+    clip = (_load(clip_src / "clip_claims.json", "tvgrad verify-clip")
+            if (clip_src / "clip_claims.json").exists() else None)
+    atomic_write(snap / "theory.html", render(doc, read_rows(snap / "theory_examples.csv"),
+                                              clip=clip))
+
+
+def render_clip_into(snap: Path) -> None:
+    """Render ``snap/clip_claims.json`` + CSV into ``snap/clip_claims.html``."""
+    clip = _load(snap / "clip_claims.json", "tvgrad verify-clip")
+    setup = clip.get("clip", {})
+    atomic_write(snap / "clip_claims.html", render(
+        clip, read_rows(snap / "clip_claims_examples.csv"),
+        title=f"the claims on CLIP ({setup.get('model')}, weights {setup.get('pretrained')})"))
+
+
 def write_report(out_dir: str | Path) -> Path:
-    """Render ``out_dir/theory.json`` and ``theory_examples.csv`` into ``out_dir/theory.html``
-    (with a section on CLIP when ``clip_claims.json`` is there too).
+    """Re-render ``out_dir/theory.html`` from the current ``theory.json`` and CSV (with a
+    section on CLIP when ``clip_claims.json`` is there too), published together with them as
+    a new snapshot (:mod:`tvgrad.publish`).
 
     Raises:
-        InvalidInput: no ``theory.json`` in ``out_dir`` (run ``tvgrad verify`` first), or one
-            written by another schema version.
+        InvalidInput: no ``theory.json`` in ``out_dir`` (run ``tvgrad verify`` first), one
+            written by another schema version, or another run holds the folder.
     """
     out_dir = Path(out_dir)
-    doc = _load(out_dir / "theory.json", "tvgrad verify")
-    clip_path = out_dir / "clip_claims.json"
-    clip = _load(clip_path, "tvgrad verify-clip") if clip_path.exists() else None
-    html = render(doc, read_rows(out_dir / "theory_examples.csv"), clip=clip)
-    out = out_dir / "theory.html"
-    atomic_write(out, html)
-    return out
+    src = snapshot(out_dir, "theory")
+    _load(src / "theory.json", "tvgrad verify")
+    with locked(out_dir, "tvgrad report"):
+        publish(out_dir, "theory", _texts(src, "theory"),
+                finalize=lambda snap: render_theory_into(snap, out_dir))
+    return out_dir / "theory.html"
 
 
 def write_clip_report(out_dir: str | Path) -> Path:
-    """Render ``clip_claims.json`` (+ CSV) into ``clip_claims.html``; refresh ``theory.html``
-    too when a theory campaign is in the same folder (its CLIP section).
+    """Re-render ``clip_claims.html`` from the current ``clip_claims.json`` (+ CSV); refresh
+    ``theory.html`` too when a theory campaign is in the same folder (its CLIP section).
     """
     out_dir = Path(out_dir)
-    clip = _load(out_dir / "clip_claims.json", "tvgrad verify-clip")
-    setup = clip.get("clip", {})
-    html = render(clip, read_rows(out_dir / "clip_claims_examples.csv"),
-                  title=f"the claims on CLIP ({setup.get('model')}, weights "
-                        f"{setup.get('pretrained')})")
-    out = out_dir / "clip_claims.html"
-    atomic_write(out, html)
-    if (out_dir / "theory.json").exists():
+    src = snapshot(out_dir, "clip_claims")
+    _load(src / "clip_claims.json", "tvgrad verify-clip")
+    with locked(out_dir, "tvgrad report"):
+        publish(out_dir, "clip_claims", _texts(src, "clip_claims"), finalize=render_clip_into)
+    if (snapshot(out_dir, "theory") / "theory.json").exists():
         write_report(out_dir)
-    return out
-
+    return out_dir / "clip_claims.html"

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["atomic_write", "write_json", "read_json", "write_csv", "save_tensors",
+__all__ = ["atomic_write", "write_json", "read_json", "write_csv", "csv_text", "save_tensors",
            "load_tensors"]
 
 
@@ -64,6 +64,11 @@ def read_json(path: str | Path) -> Any:
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write dict rows as CSV atomically; the columns are the union of keys, first seen first."""
+    atomic_write(path, csv_text(rows))
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Dict rows as CSV text; the columns are the union of keys, first seen first."""
     rows = list(rows)
     cols: list[str] = []
     seen: set[str] = set()
@@ -76,7 +81,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     w.writerows(rows)
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def save_tensors(tensors: Mapping[str, Any], path: str | Path) -> None:

@@ -31,6 +31,7 @@ import sympy as sp
 from hypothesis import strategies as st
 
 from ...errors import InvalidInput
+from ..limits import check_cost
 from .base import HOLDS, VIOLATED, Claim, JsonCase, Outcome, Variant
 
 ETA = sp.Symbol("eta", positive=True)
@@ -51,8 +52,21 @@ class SymCase(JsonCase):
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown symbolic kind {self.kind!r}; choose one of {KINDS}")
-        if self.k < 1 or self.p < 1 or self.tasks < 1:
-            raise InvalidInput(f"k, p, tasks must be >= 1, got {self}")
+        for name in ("k", "p", "tasks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InvalidInput(f"{name} must be an integer >= 1, got {v!r}")
+        check_cost(f"symbolic case (kind {self.kind}, k {self.k}, p {self.p}, tasks "
+                   f"{self.tasks})", *self.cost())
+
+    def cost(self) -> tuple[float, float]:
+        """Estimated (bytes, flops): sympy holds ~p³ third-derivative symbols per task (a few
+        hundred bytes each, ×k² expanded terms), and its time grew like (T·p)³·k² in
+        measurements (0.2-0.5 s at T·p = 8-12, k = 3-4); one "flop" here is 1e-4 s of sympy.
+        """
+        tp = self.tasks * self.p
+        nbytes = 300.0 * self.tasks * (self.p ** 3 + self.p ** 2 + self.p) * self.k ** 2
+        return nbytes, 2e-4 * tp ** 3 * self.k ** 2 * 1e9
 
     def summary(self) -> dict:
         """Flat, CSV-friendly description."""

@@ -1,0 +1,232 @@
+"""A campaign that survives misuse: limits, signals, a shared output folder, budgets,
+counterexamples of pinned examples, and case JSON of the wrong types."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tvgrad.cli import main
+from tvgrad.errors import InvalidInput
+from tvgrad.publish import OutputLocked, locked, snapshot
+from tvgrad.theory import campaign
+from tvgrad.theory.campaign import run_claim, summary_table, verify
+from tvgrad.theory.cases import Case
+from tvgrad.theory.claims import HOLDS, VIOLATED, Claim, Outcome, Variant
+from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
+from tvgrad.theory.claims.symbolic import SymCase
+from tvgrad.theory.nets import NetSpec
+
+
+# -- 1. limits --------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, message", [
+    (dict(spec=NetSpec(in_dim=3, widths=(10**6, 10**6), out_dim=2)), "of memory"),
+    (dict(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2), epochs=10**9), "TVGRAD_CASE_SECONDS"),
+    (dict(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2), n=10**9), "of memory"),
+    (dict(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2), tasks=10**6), "needs about"),
+    (dict(spec=NetSpec(in_dim=10**9, widths=(4,), out_dim=2)), "needs about"),
+])
+def test_cases_beyond_memory_or_time_are_refused_before_allocation(kw, message):
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidInput, match=message):
+        Case(**kw)
+    assert time.perf_counter() - t0 < 0.5  # refused from the sizes, nothing allocated
+
+
+def test_symbolic_and_time_limit(monkeypatch):
+    with pytest.raises(InvalidInput, match=r"symbolic case .*p 1000.*needs about"):
+        SymCase(kind="gd", p=1000)
+    SymCase(kind="cross", p=3, k=3, tasks=2)  # the campaign's sizes pass
+    monkeypatch.setenv("TVGRAD_CASE_SECONDS", "1e-9")
+    with pytest.raises(InvalidInput, match=r"limit of 1e-09 s per case"):
+        Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2))
+    monkeypatch.setenv("TVGRAD_CASE_SECONDS", "nan")
+    with pytest.raises(InvalidInput, match="TVGRAD_CASE_SECONDS must be a finite number"):
+        Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2))
+
+
+def test_reproduce_refuses_a_huge_case_with_one_line(capsys):
+    case = json.loads(Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2)).to_json())
+    case["spec"]["widths"] = [10**6, 10**6]
+    rc = main(["reproduce", "--claim", "ffn_hessian_bound", "--case", json.dumps(case)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "of memory" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field, value", [("seed", 1.5), ("epochs", 2.0), ("n", "8")])
+def test_case_json_of_the_wrong_type_is_a_clear_error(field, value, capsys):
+    case = json.loads(Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2)).to_json())
+    case[field] = value
+    rc = main(["reproduce", "--claim", "one_epoch_exact", "--case", json.dumps(case)])
+    err = capsys.readouterr().err
+    assert rc == 2 and field in err and repr(value) in err
+
+
+def test_too_many_jobs_for_the_memory(capsys):
+    rc = main(["verify", "--jobs", "100000", "--out", "/tmp/never"])
+    assert rc == 2 and "each worker needs about" in capsys.readouterr().err
+
+
+# -- 2. processes -----------------------------------------------------------------------------
+def _children(pid: int) -> set[int]:
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start(tmp_path) -> tuple[subprocess.Popen, set[int]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tvgrad", "verify", "--jobs", "2", "--profile", "dev",
+         "--max-examples", "100000", "--no-html", "--out", str(tmp_path / "out")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    workers: set[int] = set()
+    while time.time() < deadline and len(workers) < 2:
+        workers = {c for c in _children(proc.pid) if "python" in
+                   Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")}
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the workers did not start"
+    time.sleep(1.0)  # let them import and start working
+    return proc, workers
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
+def test_no_worker_survives_its_parent(tmp_path, sig):
+    proc, workers = _start(tmp_path)
+    t0 = time.time()
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    stopped = time.time() - t0
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), f"workers alive after {sig!r}"
+    if sig != signal.SIGKILL:
+        assert stopped < 2.0, f"stopping took {stopped:.1f} s"
+        doc = json.loads((tmp_path / "out" / "theory.json").read_text())
+        assert doc["complete"] is False  # the partial results are valid JSON
+
+
+# -- 3. one run, one consistent output ----------------------------------------------------------
+def test_a_second_run_into_the_same_folder_refuses_naming_the_holder(tmp_path):
+    with locked(tmp_path, "tvgrad verify (test holder)"):
+        with pytest.raises(OutputLocked, match=r"in use by tvgrad verify \(test holder\) \(pid "):
+            verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, max_examples=1,
+                   audit=False)
+    verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, max_examples=1, audit=False)
+
+
+def test_json_csv_and_html_are_published_together(tmp_path, monkeypatch):
+    assert main(["verify", "--claim", "one_epoch_exact", "--profile", "ci", "--max-examples",
+                 "2", "--no-audit", "--out", str(tmp_path)]) == 0
+    snap = snapshot(tmp_path, "theory")
+    assert {p.name for p in snap.iterdir()} == {"theory.json", "theory_examples.csv",
+                                                "theory.html"}
+    for name in ("theory.json", "theory_examples.csv", "theory.html"):
+        assert (tmp_path / name).resolve() == snap / name
+    before = (tmp_path / "theory.json").read_text()
+    # a full disk while the next run publishes: the previous snapshot stays current, whole
+    import tvgrad.publish as pub
+    real_fsync = pub.os.fsync
+    calls = {"n": 0}
+
+    def full(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+    monkeypatch.setattr(pub.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, max_examples=3,
+               audit=False)
+    assert (tmp_path / "theory.json").read_text() == before
+    assert snapshot(tmp_path, "theory") == snap
+
+
+# -- 4. the budget is a status --------------------------------------------------------------
+@pytest.mark.parametrize("budget", ["nan", "inf", "-1", "0"])
+def test_bad_budgets_are_refused(budget, tmp_path, capsys):
+    rc = main(["verify", "--time-budget", budget, "--out", str(tmp_path)])
+    assert rc == 2 and "time budget must be finite and > 0" in capsys.readouterr().err
+
+
+def test_a_spent_budget_is_incomplete_everywhere_and_honoured(tmp_path):
+    budget = 3.0
+    t0 = time.perf_counter()
+    doc = verify(profile="dev", out=tmp_path, max_examples=100000, time_budget=budget, jobs=1)
+    took = time.perf_counter() - t0
+    assert took <= 1.1 * budget + 0.5, took  # + the final publication
+    # every run the budget cut short is incomplete, never verified (a claim whose finite
+    # search space Hypothesis exhausted in time may be verified)
+    cut = [c for c in doc["claims"] if c["budget_exhausted"]]
+    assert cut and all(c["status"] == "incomplete" for c in cut)
+    c = doc["claims"][0]
+    assert c["budget_exhausted"] and c["asked"] == 100000 + len(ONE_EPOCH_EXACT.examples)
+    assert f"incomplete ({c['examples']} of {c['asked']})" in summary_table(doc)
+    assert campaign.exit_code(doc) == 1
+
+
+# -- 5. reproduction --------------------------------------------------------------------------
+def _fails_from_width_3():
+    def check(case, variant=None):
+        if max(case.spec.widths) >= 3 and case.n >= 2:
+            return Outcome(VIOLATED, {"w": max(case.spec.widths)}, "planted failure")
+        return Outcome(HOLDS)
+    big = Case(spec=NetSpec(in_dim=5, widths=(7, 9), out_dim=4), n=12, epochs=3, seed=41)
+    return Claim(id="broken_pinned", title="t", statement="s", check=check,
+                 strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
+                 variants=(Variant("v", "d", {"x": 2}),), terms={"x": 1})
+
+
+def test_a_failing_pinned_example_is_shrunk():
+    res = run_claim(_fails_from_width_3(), max_examples=5, seed=0)
+    case = json.loads(res.counterexample["case"])
+    assert res.counterexample["verdict"] == VIOLATED
+    assert case["spec"]["widths"] == [3] and case["n"] == 2 and case["epochs"] == 1
+    assert case["spec"]["in_dim"] == 1 and case["seed"] == 0
+    res = run_claim(_fails_from_width_3(), max_examples=5, seed=0, shrink=False)
+    assert json.loads(res.counterexample["case"])["spec"]["widths"] == [7, 9]
+
+
+def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
+    doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="ci", out=tmp_path,
+                 max_examples=2, audit=False)
+    for c in doc["claims"]:
+        ex = c["example"]
+        assert ex["verdict"] == HOLDS and f"--claim {c['id']}" in ex["reproduce"]
+        argv = ["reproduce", "--claim", c["id"], "--case", ex["case"]]
+        assert main(argv) == 0
+    capsys.readouterr()
+    assert doc["environment"]["seed"] is None and doc["environment"]["derandomized"]
+    doc = verify(claims=["one_epoch_exact"], profile="dev", seed=5, out=tmp_path / "d",
+                 max_examples=1, audit=False)
+    assert doc["environment"]["seed"] == 5
+
+
+def test_replace_keeps_validation():
+    c = Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2))
+    with pytest.raises(InvalidInput, match="seed must be an integer"):
+        replace(c, seed=-1)
+    assert os.environ.get("TVGRAD_CASE_SECONDS") is None
