@@ -55,13 +55,72 @@ def comparable(run: dict, ref: dict[str, list[float]] | None = None) -> tuple[bo
     return (not diffs), "; ".join(diffs)
 
 
+def _grid(n: int, cols: int = 3):
+    rows = max(1, -(-n // cols))
+    return rows, min(n, cols)
+
+
 def shares_plot(runs: list[dict]):
     """Per-epoch update and gradient-norm shares of each run beside the published shares."""
     if not runs:
         return None
-    with figure(1, len(runs), figsize=(3.2 * len(runs), 2.8)) as (fig, axes):
-        for ax, r in zip(axes[0], runs):
-            _shares_panel(ax, r, reference_shares())
+    nr, nc = _grid(len(runs))
+    with figure(nr, nc, figsize=(4.6 * nc, 3.4 * nr)) as (fig, axes):
+        ref = reference_shares()
+        for ax, r in zip(axes.flat, runs):
+            _shares_panel(ax, r, ref)
+        for ax in list(axes.flat)[len(runs):]:
+            ax.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=7,
+                   bbox_to_anchor=(0.5, 1.04))
+        fig.tight_layout()
+        return svg(fig)
+
+
+def cosine_plot(runs: list[dict]):
+    """cos(τ, Δ_e) per epoch, one line per run: how aligned each epoch is with the task vector."""
+    runs = [r for r in runs if r["epochs"] and r["epochs"][0].get("cos_tau_delta") is not None]
+    if not runs:
+        return None
+    with figure(figsize=(8, 3.6)) as (fig, axes):
+        ax = axes[0][0]
+        for r in runs:
+            ys = [e.get("cos_tau_delta") for e in r["epochs"]]
+            ax.plot(range(1, len(ys) + 1), ys, ".-", ms=4, lw=1,
+                    label=f"{r['dataset']} ({r.get('model', '?')}, {r['recipe']['name']})")
+        ax.set_xlabel("epoch e")
+        ax.set_ylabel("cos(τ, Δ_e)")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        return svg(fig)
+
+
+def alpha_plot(merge: dict):
+    """Validation accuracy against α for the one-epoch and converged arms, per dataset."""
+    datasets = merge["datasets"]
+    nr, nc = _grid(len(datasets) + 1)
+    with figure(nr, nc, figsize=(4.2 * nc, 3.2 * nr)) as (fig, axes):
+        panels = list(axes.flat)
+        for ax, d in zip(panels, datasets + ["mean"]):
+            for kind, color in (("one_epoch", "tab:blue"), ("converged", "tab:orange")):
+                k = merge["kinds"].get(kind)
+                if not k:
+                    continue
+                xs = [p["alpha"] for p in k["val_curve"]]
+                ys = [p["mean_val_accuracy"] if d == "mean" else p["val_accuracy"][d]
+                      for p in k["val_curve"]]
+                ax.plot(xs, ys, ".-", color=color, ms=3, lw=1, label=kind.replace("_", "-"))
+                ax.axvline(k["best_alpha"], color=color, ls=":", lw=0.8)
+            ax.set_title(d if d != "mean" else "mean over the datasets (chooses α)", fontsize=8)
+            ax.set_xlabel("α")
+            ax.set_ylabel("validation accuracy")
+        for ax in panels[len(datasets) + 1:]:
+            ax.set_visible(False)
+        handles, labels = panels[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=7,
+                   bbox_to_anchor=(0.5, 1.04))
+        fig.tight_layout()
         return svg(fig)
 
 
@@ -71,6 +130,7 @@ def _shares_panel(ax, r: dict, ref: dict) -> None:
     w = 0.27
     ax.bar([i - w for i in x], [e.get("update_norm_share") or 0 for e in ep], w,
            label="ours: ‖Δ_e‖ share")
+    ax.set_ylabel("share of the sum over epochs")
     ax.bar(x, [e.get("grad_norm_share") or 0 for e in ep], w, label="ours: grad-norm share")
     ok, why = comparable(r, ref)
     if ok:
@@ -80,7 +140,6 @@ def _shares_panel(ax, r: dict, ref: dict) -> None:
     ax.set_title(f"{r['dataset']} ({r.get('model', '?')}, {r['recipe']['name']})"
                  + ("" if ok else "\npublished shares not shown: " + why), fontsize=6)
     ax.set_xlabel("epoch")
-    ax.legend(fontsize=5)
 
 
 def build(runs_dir: str | Path, out: str | Path = "reports/empirical.html") -> Path:
@@ -99,7 +158,8 @@ def build(runs_dir: str | Path, out: str | Path = "reports/empirical.html") -> P
     for r in runs:
         r["published_comparable"], r["published_mismatch"] = comparable(r)
     html = environment().get_template("empirical.html.j2").render(
-        runs=runs, merges=merges, plot=shares_plot(runs), ref_acc=ref_acc)
+        runs=runs, merges=merges, plot=shares_plot(runs), ref_acc=ref_acc,
+        cosines=cosine_plot(runs), alpha_plots=[alpha_plot(m) for m in merges])
     out = Path(out)
     atomic_write(out, html)
     return out

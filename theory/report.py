@@ -40,25 +40,44 @@ def _floats(rows: list[dict], key: str) -> list[float]:
 
 
 def slope_histograms(rows: list[dict]) -> Markup | None:
-    """Histograms of the fitted slopes of every holding example of the expansion claims."""
-    with figure(1, len(EXPANSION_CLAIMS), figsize=(10, 2.6)) as (fig, axes):
+    """Fitted slopes minus the claimed ones (2 for r₁, 3 for r₂) of every holding example of
+    the expansion claims, with the accepted band (the median band of the fits) shaded.
+    """
+    with figure(2, len(EXPANSION_CLAIMS), figsize=(11, 5.2)) as (fig, axes):
         return _slope_histograms(fig, axes, rows)
 
 
 def _slope_histograms(fig, axes, rows: list[dict]) -> Markup | None:
+    import numpy as np
     any_data = False
-    for ax, cid in zip(axes[0], EXPANSION_CLAIMS):
+    for col, cid in enumerate(EXPANSION_CLAIMS):
         sub = [r for r in rows if r["claim"] == cid and r["verdict"] == "holds"]
-        for key, ref, color in (("m.slope_r1", 2, "tab:blue"), ("m.slope_r2", 3, "tab:orange")):
-            vals = _floats(sub, key)
+        for row, (key, ref, color, what) in enumerate((
+                ("r1", 2, "tab:blue", "‖q − ηv₁‖: slope − 2"),
+                ("r2", 3, "tab:orange", "‖q − ηv₁ − η²v₂‖: slope − 3"))):
+            ax = axes[row][col]
+            vals = [v - ref for v in _floats(sub, f"m.slope_{key}")]
+            bands = _floats(sub, f"m.band_{key}")
+            band = float(np.median(bands)) if bands else None
+            if band:
+                ax.axvspan(-band, band if key == "r1" else max(band, max(vals, default=0)),
+                           color=color, alpha=0.12, label=f"accepted (band {band:.3f})")
             if vals:
                 any_data = True
-                ax.hist(vals, bins=30, color=color, alpha=0.7,
-                        label=f"{'‖τ−ηv₁‖' if ref == 2 else '‖τ−ηv₁−η²v₂‖'} (n={len(vals)})")
-            ax.axvline(ref, color=color, ls="--", lw=1)
-        ax.set_title(cid, fontsize=8)
-        ax.set_xlabel("fitted log-log slope")
-        ax.legend(fontsize=6)
+                edges = np.histogram_bin_edges(vals, bins="auto")
+                if len(edges) < 8:  # a tight cluster: spread the bins over the band
+                    lo, hi = min(vals + [-(band or 0.01)]), max(vals + [band or 0.01])
+                    edges = np.linspace(lo, hi, 25)
+                ax.hist(vals, bins=edges, color=color, alpha=0.8, label=f"n = {len(vals)}")
+                ax.axvline(float(np.median(vals)), color="k", lw=0.8,
+                           label=f"median {np.median(vals):+.4f}")
+            ax.axvline(0, color="k", ls="--", lw=0.6)
+            ax.set_title(f"{cid}", fontsize=8)
+            ax.set_xlabel(what, fontsize=8)
+            ax.set_ylabel("examples", fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     return svg(fig) if any_data else None
 
 
@@ -67,9 +86,12 @@ def residual_curves(claim: dict) -> Markup | None:
     picks = claim.get("curves") or []
     if not picks:
         return None
-    with figure(1, len(picks), figsize=(3.4 * len(picks), 2.8)) as (fig, axes):
+    with figure(1, len(picks), figsize=(4.6 * len(picks), 3.2)) as (fig, axes):
         for ax, pick in zip(axes[0], picks):
             _curve_panel(ax, pick)
+        for ax in axes[0][:-1]:  # one legend, beside the last panel
+            ax.get_legend().remove()
+        fig.tight_layout()
         return svg(fig)
 
 
@@ -100,13 +122,14 @@ def _curve_panel(ax, pick: dict) -> None:
     ax.set_title(f"{what} k={r['epochs']}: slopes "
                  f"{m.get('slope_r1', float('nan')):.2f} / {m.get('slope_r2', float('nan')):.2f}",
                  fontsize=7)
-    ax.set_xlabel("η")
-    ax.legend(fontsize=6)
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("residual norm")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def tolerance_usage(rows: list[dict]) -> Markup | None:
     """Histogram of the share of the derived rounding tolerance the exact claims used."""
-    with figure(figsize=(6, 2.6)) as (fig, axes):
+    with figure(figsize=(8, 3)) as (fig, axes):
         return _tolerance_usage(fig, axes[0][0], rows)
 
 
@@ -119,39 +142,66 @@ def _tolerance_usage(fig, ax, rows: list[dict]) -> Markup | None:
             any_data = True
             ax.hist(vals, bins=30, range=(0, 1), alpha=0.6, label=f"{cid} {key[2:]}")
     ax.set_xlabel("max over coordinates of |computed − exact| / derived tolerance (≤ 1 passes)")
-    ax.legend(fontsize=6)
+    ax.set_ylabel("examples")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return svg(fig) if any_data else None
 
 
-def bound_tightness(rows: list[dict]) -> Markup | None:
-    """Actual error vs bound (log-log, y = x), ratios by depth, activation, loss and width,
-    and the Hessian-norm bound vs the exact norm.
-    """
-    err = [r for r in rows if r["claim"] == "ffn_second_order_error_bound" and r["verdict"] == "holds"]
-    hess = [r for r in rows if r["claim"] == "ffn_hessian_bound" and r["verdict"] == "holds"]
-    if not err and not hess:
+BOUNDS = (("m.apriori", "a-priori bound η²M(R)G(R)C(k,2)", "tab:blue"),
+          ("m.trajectory", "trajectory bound ηM(R_t)Σ‖θᵢ−θ₀‖", "tab:orange"),
+          ("m.naive", "naive bound", "grey"))
+
+
+def _error_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["claim"] == "ffn_second_order_error_bound"
+            and r["verdict"] == "holds"]
+
+
+def bound_scatter(rows: list[dict]) -> Markup | None:
+    """The actual second-order error against each bound, log-log, with y = x (below it: sound)."""
+    err = _error_rows(rows)
+    if not err:
         return None
-    with figure(1, 6, figsize=(19, 3)) as (fig, axes):
-        _bound_scatter(axes[0][0], err)
-        for ax, field in zip(axes[0][1:5], ("depth", "activation", "loss", "widths")):
-            _ratio_boxes(ax, err, field)
-        _hessian_hist(axes[0][5], hess)
+    with figure(figsize=(7.5, 5.5)) as (fig, axes):
+        ax = axes[0][0]
+        for key, label, color in BOUNDS:
+            pts = [(_float(r.get(key)), _float(r["m.actual"])) for r in err]
+            pts = [(x, y) for x, y in pts if x > 0 and y > 0 and max(x, y) < 1e250
+                   and min(x, y) > 1e-250]
+            if pts:
+                ax.loglog(*zip(*pts), ".", ms=4, color=color, label=f"{label} (n = {len(pts)})")
+        lo, hi = ax.get_xlim()
+        ax.loglog([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x (above: the bound fails)")
+        ax.set_xlabel("bound on ‖τ⁽ᵏ⁾ + kηg‖")
+        ax.set_ylabel("actual ‖τ⁽ᵏ⁾ + kηg‖")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return svg(fig)
 
 
-def _bound_scatter(ax, err: list[dict]) -> None:
-    for key, label, color in (("m.apriori", "a priori", "tab:blue"),
-                              ("m.trajectory", "trajectory", "tab:orange"),
-                              ("m.naive", "naive", "grey")):
-        pts = [(float(r[key]), float(r["m.actual"])) for r in err
-               if r.get(key) and float(r["m.actual"]) > 0 and float(r[key]) > 0]
-        if pts:
-            ax.loglog(*zip(*pts), ".", ms=3, color=color, label=label)
-    lims = ax.get_xlim()
-    ax.loglog(lims, lims, "k--", lw=0.8, label="y = x")
-    ax.set_xlabel("bound")
-    ax.set_ylabel("actual ‖τ + kηg‖")
-    ax.legend(fontsize=6)
+def ratio_groups(rows: list[dict], field: str, key: str = "m.actual_over_apriori") -> dict:
+    """Ratios ``key`` of the holding error-bound examples grouped by ``field`` (the widest
+    layer groups the widths).
+    """
+    groups: dict = defaultdict(list)
+    for r in _error_rows(rows):
+        v = _float(r.get(key))
+        if v > 0 and 1e-250 < v < 1e250:
+            groups[_width_group(r[field]) if field == "widths" else (r[field] or "(none)")].append(v)
+    return dict(sorted(groups.items()))
+
+
+def ratio_plots(rows: list[dict]) -> Markup | None:
+    """Actual / a-priori and actual / trajectory bound by depth, width, activation and loss,
+    medians written above the boxes.
+    """
+    if not _error_rows(rows):
+        return None
+    fields = ("depth", "widths", "activation", "loss")
+    with figure(2, 2, figsize=(11, 7.5)) as (fig, axes):
+        for ax, field in zip(axes.flat, fields):
+            _ratio_boxes(ax, rows, field)
+        fig.tight_layout()
+        return svg(fig)
 
 
 def _width_group(widths: str) -> str:
@@ -159,25 +209,61 @@ def _width_group(widths: str) -> str:
     return "1–4" if w <= 4 else "5–8" if w <= 8 else "9–16" if w <= 16 else ">16"
 
 
-def _ratio_boxes(ax, err: list[dict], field: str) -> None:
-    groups: dict = defaultdict(list)
-    for r in err:
-        v = _float(r.get("m.actual_over_apriori"))
-        if v > 0:  # the widest layer groups the widths
-            groups[_width_group(r[field]) if field == "widths" else r[field]].append(v)
-    keys = sorted(groups)
-    if keys:
-        ax.boxplot([groups[k] for k in keys])
+def _ratio_boxes(ax, rows: list[dict], field: str) -> None:
+    import numpy as np
+    for shift, key, color, label in ((-0.18, "m.actual_over_apriori", "tab:blue", "a priori"),
+                                     (0.18, "m.actual_over_trajectory", "tab:orange", "trajectory")):
+        groups = ratio_groups(rows, field, key)
+        keys = list(groups)
+        if not keys:
+            continue
+        pos = [i + 1 + shift for i in range(len(keys))]
+        b = ax.boxplot([groups[k] for k in keys], positions=pos, widths=0.3, patch_artist=True,
+                       manage_ticks=False)
+        for patch in b["boxes"]:
+            patch.set_facecolor(color)
+            patch.set_alpha(0.5)
+        for x, k in zip(pos, keys):
+            med = float(np.median(groups[k]))
+            ax.annotate(f"{med:.2g}", (x, med), textcoords="offset points", xytext=(0, 4),
+                        ha="center", fontsize=6, color=color)
         ax.set_xticks(range(1, len(keys) + 1), keys, fontsize=7)
-        ax.set_yscale("log")
-    ax.set_title(f"actual / a-priori by {field}", fontsize=8)
+        ax.plot([], [], color=color, lw=6, alpha=0.5, label=f"actual / {label} bound")
+    ax.set_yscale("log")
+    ax.axhline(1, color="k", ls="--", lw=0.6)
+    ax.set_xlabel(field if field != "widths" else "widest layer")
+    ax.set_ylabel("actual error / bound (≤ 1: sound)")
+    ax.legend(fontsize=6, loc="lower left")
 
 
-def _hessian_hist(ax, hess: list[dict]) -> None:
-    vals = [v for v in (_float(r.get("m.exact_over_bound")) for r in hess) if v > 0]
-    if vals:
-        ax.hist(vals, bins=30)
-        ax.set_xlabel("max exact ‖∇²L‖₂ / M(R) over the checked points")
+def regime(rows: list[dict]) -> dict:
+    """How many error-bound examples fell outside the a-priori regime (kηG(R) > R: no
+    a-priori bound), and the medians of the ratios.
+    """
+    import numpy as np
+    ex = [r for r in rows if r["claim"] == "ffn_second_order_error_bound"
+          and r["verdict"] != "diverged"]
+    outside = [r for r in ex if not r.get("m.apriori")]
+    ratios = [v for v in _floats(_error_rows(rows), "m.actual_over_apriori") if v > 0]
+    traj = [v for v in _floats(_error_rows(rows), "m.actual_over_trajectory") if v > 0]
+    return {"examples": len(ex), "outside": len(outside),
+            "share_outside": len(outside) / len(ex) if ex else None,
+            "median_apriori": float(np.median(ratios)) if ratios else None,
+            "median_trajectory": float(np.median(traj)) if traj else None}
+
+
+def hessian_hist(rows: list[dict]) -> Markup | None:
+    """Max exact ‖∇²L‖₂ / M(R) over the checked points."""
+    vals = [v for v in (_float(r.get("m.exact_over_bound")) for r in rows
+                        if r["claim"] == "ffn_hessian_bound" and r["verdict"] == "holds") if v > 0]
+    if not vals:
+        return None
+    with figure(figsize=(7, 3)) as (fig, axes):
+        ax = axes[0][0]
+        ax.hist(vals, bins=30, color="tab:green")
+        ax.set_xlabel("exact ‖∇²L(θ)‖₂ / M(R), max over the checked points (≤ 1: sound)")
+        ax.set_ylabel("examples")
+        return svg(fig)
 
 
 def _float(v) -> float:
@@ -191,12 +277,25 @@ def verdicts_by(rows: list[dict], field: str) -> dict:
     """Verdict counts grouped by one case field (activation, loss, depth)."""
     table: dict = defaultdict(lambda: defaultdict(int))
     for r in rows:
-        table[r.get(field, "")][r["verdict"]] += 1
+        table[r.get(field) or "(not applicable)"][r["verdict"]] += 1
     return {k: dict(v) for k, v in sorted(table.items())}
 
 
+NOTATION = (
+    (r"\theta_0", "the parameters before finetuning (all of them, one vector)"),
+    (r"\eta", "the learning rate; k the number of epochs; T the number of tasks"),
+    (r"g = \nabla L(\theta_0),\ H = \nabla^2 L(\theta_0)", "gradient and Hessian of the mean loss at θ₀ (g_t, H_t: task t; g_b, H_b: batch b)"),
+    (r"\tau^{(k)} = \theta_k - \theta_0", "the task vector after k epochs; Δ_e = θ_e − θ_{e−1} one epoch's update"),
+    (r"q = \tau^{(k)}", "what an expansion check measures (for the cross term: Σ_t τ_t − Δ_MTL)"),
+    (r"v_1,\ v_2", "the claimed first- and second-order coefficients: q = ηv₁ + η²v₂ + O(η³); r₁ = ‖q − ηv₁‖ must fall with slope 2 in η, r₂ = ‖q − ηv₁ − η²v₂‖ with slope ≥ 3"),
+    (r"R,\ M(R),\ G(R)", "a ball radius around θ₀ and the certified bounds on ‖∇²L‖₂ and ‖∇L‖ over it"),
+    (r"\binom{k}{2}", "k(k−1)/2, the number of ordered pairs of epochs"),
+)
+"""Symbols used in the report, defined once at its top."""
+
+
 def theorem_text() -> str:
-    """theory/bound.md (shipped in the package), shown as escaped preformatted text."""
+    """theory/bound.md (shipped in the package), rendered as Markdown with MathML."""
     return (resources.files("tvgrad.theory") / "bound.md").read_text(encoding="utf-8")
 
 
@@ -216,10 +315,12 @@ def render(doc: dict, rows: list[dict], clip: dict | None = None,
         title: the page's heading.
     """
     plots = {"slopes": slope_histograms(rows), "tolerance": tolerance_usage(rows),
-             "bound": bound_tightness(rows), "curves": _curves(doc),
+             "bound_scatter": bound_scatter(rows), "ratios": ratio_plots(rows),
+             "hessian": hessian_hist(rows), "curves": _curves(doc),
              "clip_curves": _curves(clip) if clip else {}}
     return environment().get_template("theory.html.j2").render(
         doc=doc, plots=plots, theorem=theorem_text(), clip=clip, title=title,
+        regime=regime(rows), notation=NOTATION,
         by_activation=verdicts_by(rows, "activation"), by_loss=verdicts_by(rows, "loss"),
         by_depth=verdicts_by(rows, "depth"))
 
