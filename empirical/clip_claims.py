@@ -80,6 +80,11 @@ class ClipCase(JsonCase):
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
         object.__setattr__(self, "eta", check_lr(self.eta, "eta"))
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InvalidInput(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.n > self.setup.max_n:
+            raise InvalidInput(f"n = {self.n} is more than the setup's max_n = "
+                               f"{self.setup.max_n} samples per task (raise --max-n)")
 
     def summary(self) -> dict:
         """Flat, CSV-friendly description."""
