@@ -62,31 +62,53 @@ class BoundTerms:
 TRUE_TERMS = BoundTerms()
 
 
-def spectral_upper(W: Tensor, iters: int = 30) -> float:
-    """A *certified upper* bound on ‖W‖₂: min(‖W‖_F, sqrt(‖(WᵀW)^m‖_F^{1/m})) — never a
-    possibly-low power-iteration estimate. ‖A‖₂ ≤ ‖A^m‖_F^{1/m} for symmetric PSD A = WᵀW and
-    any m (the Frobenius norm dominates the largest eigenvalue of A^m = λ_max^m); repeated
-    squaring with m = 2^iters' converges to ‖A‖₂ from above. 8 squarings (m = 256) leave at
-    most a factor rank^{1/512} ≤ 1.02 for ranks ≤ 32000.
+SQUARINGS = 8  # m = 2^8 = 256: an overshoot of at most rank^{1/512} (≤ 1.021 for rank ≤ 32000)
+
+
+def spectral_upper(W: Tensor) -> float:
+    r"""A *certified upper* bound on ‖W‖₂, scale-invariant and rounded outward.
+
+    .. math::
+        \|W\|_2 \le \min\Big(\|W\|_F,\ \|(W^\top W)^m\|_F^{1/(2m)}\Big),\quad m = 2^8,
+
+    since for the symmetric PSD ``A = WᵀW`` the Frobenius norm of ``A^m`` dominates its
+    largest eigenvalue ``‖W‖₂^{2m}`` (never a possibly-low power-iteration estimate); the
+    overshoot is at most ``rank^{1/(2m)}``.
+
+    Rounding, derived: ``W`` is first divided by its largest |entry| (exact up to one rounding
+    per entry; undone at the end), so no square over- or underflows whatever the scale
+    (1e-150 … 1e150). Each squaring ``B ← B·B`` of a Frobenius-normalised B (r × r, r ≤ the
+    smaller dimension) has an elementwise error ≤ γ_r |B||B|, so a Frobenius error ≤ γ_r
+    against a true ‖B²‖_F ≥ ‖B‖₂² ≥ 1/r: a relative error ≤ r·γ_r per squaring. An error made
+    ``j`` squarings before the end is raised to the power 2^j and the estimate takes the
+    m-th root, so each contributes ≤ r·γ_r·2^j/m and all together ≤ 2·r·γ_r; the square root
+    halves it. The result is multiplied by ``(1 + 2·r·γ_r + 4u)`` (the last term for the
+    normalisation and the final operations), and ``‖W‖_F`` by ``(1 + γ_{rc})``.
     """
     W = W.detach().double()
-    fro = float(W.norm())
-    if fro == 0:
+    peak = float(W.abs().max()) if W.numel() else 0.0
+    if peak == 0 or not math.isfinite(peak):
+        if not math.isfinite(peak):
+            raise InvalidInput(f"spectral_upper: W has non-finite entries (max |w| = {peak})")
         return 0.0
-    A = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
-    log_scale = 0.0  # track ‖A^m‖ as exp(log_scale) · ‖B‖ to avoid overflow
-    m = 1
+    V = W / peak                                   # entries in [-1, 1], at least one ±1
+    rows, cols = V.shape if V.dim() == 2 else (V.numel(), 1)
+    r = min(rows, cols)
+    u = 2.0 ** -53
+    gamma = lambda n: n * u / (1 - n * u)  # noqa: E731
+    fro = float(V.norm()) * (1 + gamma(rows * cols))
+    A = V.T @ V if rows >= cols else V @ V.T
+    log_scale = 0.0  # ‖A^m‖_F = exp(log_scale) · ‖B‖_F with B kept at Frobenius norm 1
     B = A
-    for _ in range(8):
+    for _ in range(SQUARINGS):
         nb = float(B.norm())
-        if nb == 0:
-            return 0.0
         B = B / nb
         log_scale = 2 * (log_scale + math.log(nb))
         B = B @ B
-        m *= 2
-    est = math.exp((log_scale + math.log(float(B.norm()))) / m) if float(B.norm()) > 0 else 0.0
-    return min(fro, math.sqrt(est) * (1 + 1e-9))  # margin for float64 rounding of 8 squarings
+    m = 2 ** SQUARINGS
+    est = math.exp((log_scale + math.log(float(B.norm()))) / (2 * m))
+    est *= 1 + 2 * r * gamma(r) + 4 * u
+    return peak * min(fro, est)
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,45 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
     return J, S, F
 
 
+ACTIVATION_ULPS = 16
+"""Assumed accuracy of torch's float64 elementwise activations, in units of roundoff: the
+libm-style kernels behind tanh, sigmoid, softplus, erf (gelu) and silu are within a few ulps;
+16 leaves room for the composite ones (silu = z·sigmoid(z), gelu = z·Φ(z))."""
+
+
+def forward_error(prob: Problem, x: Tensor) -> Tensor:
+    """Per sample, a bound on ‖fl(f(x; θ₀)) − f(x; θ₀)‖: how far the float64 output can be from
+    the exact output of the stored weights.
+
+    Layer by layer, with ``h̃`` the computed hidden vector and ``e`` its error bound:
+    ``‖z̃ − z‖ ≤ ‖W‖₂·e + γ_{m+1}·‖|W||h̃| + |b|‖`` (a dot product of length m plus a bias:
+    Higham, Accuracy and Stability, §3.1), then ``‖h̃' − σ(z)‖ ≤ a₁‖z̃ − z‖ + 16u‖σ(z̃)‖``
+    (:data:`ACTIVATION_ULPS`). The per-layer magnitudes are themselves computed in float64
+    and enlarged by one more γ.
+    """
+    u = 2.0 ** -53
+    gamma = lambda n: n * u / (1 - n * u)  # noqa: E731
+    spec = prob.case.spec
+    act = ACTIVATIONS[spec.activation]
+    a1 = act.bound_constants().a1
+    h = x.double()
+    e = torch.zeros(x.shape[0], dtype=torch.float64)
+    layers = _layers(prob)
+    norms = layer_spectral_norms(prob)
+    for l, (W, b) in enumerate(layers):
+        W = W.double()
+        mag = h.abs() @ W.abs().T + (b.double().abs() if b is not None else 0.0)
+        m = W.shape[1] + 1
+        z = h @ W.T + (b.double() if b is not None else 0.0)
+        ez = norms[l] * e + gamma(m) * (1 + gamma(m)) * mag.norm(dim=1)
+        if l < len(layers) - 1:
+            h = act.fn(z)
+            e = a1 * ez + ACTIVATION_ULPS * u * h.norm(dim=1)
+        else:
+            e = ez
+    return e
+
+
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
            naive: bool = False, terms: BoundTerms = TRUE_TERMS) -> Bounds:
     """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
@@ -180,6 +241,10 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     """
     if not (R >= 0 and math.isfinite(R)):
         raise InvalidInput(f"radius R must be finite and >= 0, got {R!r}")
+    if prob.theta0.dtype != torch.float64:
+        raise InvalidInput(f"the explicit bound is certified in float64 only (its residuals "
+                           f"and norms carry float64 rounding margins); this problem is "
+                           f"{prob.theta0.dtype}: use problem.to(torch.float64)")
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
     J, S, F = sample_bounds(prob, R, x, naive, terms)
@@ -188,7 +253,11 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     if loss.needs_residual and not naive:
         with torch.no_grad():
             out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
-        resid0 = (out0.double() - y.double()).norm(dim=1)
+        # the exact residual of the stored weights and targets: the computed one plus the
+        # forward rounding error (a computed 0 at a minimum is not an exact 0)
+        u = 2.0 ** -53
+        r = (out0.double() - y.double()).norm(dim=1)
+        resid0 = r * (1 + 4 * u) + forward_error(prob, x) * (1 + 4 * u)
     c1, c2 = loss.c1(F, y, resid0, J, R) * terms.c1_scale, terms.c2(prob.case.loss)
     per_M = c2 * J ** 2 + c1 * S
     per_G = c1 * J
@@ -259,6 +328,49 @@ def sgd_regime(prob: Problem, eta: float, batches: list[Tensor], g_norm_sum: flo
     return _fixed_point_radius(
         lambda R: eta * sum(bounds(prob, R, task, index=b).G for b in batches),
         eta * g_norm_sum, iters)
+
+
+def g_anchored_error_bound(M: float, g_norm: float, eta: float, k: int) -> float:
+    r"""The g-anchored recursion: ‖τ⁽ᵏ⁾ + kηg‖ ≤ ‖g‖((1+ηM)^k − 1 − kηM)/M.
+
+    .. math::
+        \|	au^{(k)} + k\eta g\| \le \eta\|g\|\sum_{j=2}^{k}inom{k}{j}(\eta M)^{j-1}
+
+    (the same quantity, summed without cancellation). Derivation (theory/bound.md, bound
+    (a)): with d_i = ‖θ_i − θ₀‖ and every iterate θ_0…θ_{k−1} in the ball where ‖∇²L‖ ≤ M,
+    ‖∇L(θ_i) − g‖ ≤ M d_i, so d_{i+1} ≤ d_i + η(‖g‖ + M d_i), i.e. d_i ≤ ‖g‖((1+ηM)^i − 1)/M,
+    and τ⁽ᵏ⁾ + kηg = −η Σ_{i<k}(∇L(θ_i) − g) has norm ≤ ηM Σ_{i<k} d_i. The leading term is
+    C(k,2)η²M‖g‖: the a-priori bound's with the exact ‖g‖ in place of G(R) ≥ ‖g‖.
+    Valid when ‖g‖((1+ηM)^{k−1} − 1)/M ≤ R (:func:`g_regime_radius`).
+    """
+    x = eta * M
+    return g_norm * eta * sum(math.comb(k, j) * x ** (j - 1) for j in range(2, k + 1))
+
+
+def g_regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
+                    task: int = 0) -> float | None:
+    """Smallest R found with ‖g‖((1+ηM(R))^{steps−1} − 1)/M(R) ≤ R: then θ_0…θ_{steps−1}
+    stay in the ball (the bound on d_{steps−1} of :func:`g_anchored_error_bound`).
+    """
+    def reach(R: float) -> float:
+        x = eta * bounds(prob, R, task).M
+        return g_norm * eta * sum(math.comb(steps - 1, j) * x ** (j - 1)
+                                  for j in range(1, steps))
+    return _fixed_point_radius(reach, max(steps - 1, 1) * eta * g_norm, iters)
+
+
+def certified_grad_norm(prob: Problem, g_computed: Tensor, task: int = 0) -> float:
+    """An upper bound on the exact ‖∇L(θ₀)‖ from the float64 one: the computed norm enlarged
+    by 1e-12 (the Jacobian's own rounding, relative, generous for these sizes) plus the
+    forward error of the residuals times the Jacobian bound at R = 0 (the residual part of
+    the gradient error; see :func:`forward_error`).
+    """
+    d = prob.data[task]
+    J = sample_bounds(prob, 0.0, d.x)[0]
+    extra = 0.0
+    if LOSSES[prob.case.loss].needs_residual:
+        extra = float((J * forward_error(prob, d.x)).mean())
+    return float(g_computed.norm()) * (1 + 1e-12) + extra * (1 + 1e-12)
 
 
 def trajectory_error_bound(M_traj: float, eta: float, dists: list[float]) -> float:

@@ -695,6 +695,11 @@ def summary_table(doc: dict) -> str:
                      f"{rej:>18} {c['seconds']:>7.1f}")
         if c["counterexample"]:
             lines.append(f"    counterexample: {c['counterexample']['reproduce']}")
+        tight = {k[len("actual_over_"):]: s["median"] for k, s in c.get("statistics", {}).items()
+                 if k.startswith("actual_over_")}
+        if tight:
+            lines.append("    median actual / bound: " + ", ".join(
+                f"{k} {v:.3g}" for k, v in sorted(tight.items(), key=lambda kv: -kv[1])))
         if c["status"] == STATUS_INCOMPLETE:
             lines.append(f"    incomplete: exercised {c['exercised']} (at least {MIN_EXERCISED} "
                          f"holding examples each){'; the time budget ran out' if c['budget_exhausted'] else ''}")

@@ -147,7 +147,8 @@ def _tolerance_usage(fig, ax, rows: list[dict]) -> Markup | None:
     return svg(fig) if any_data else None
 
 
-BOUNDS = (("m.apriori", "a-priori bound η²M(R)G(R)C(k,2)", "tab:blue"),
+BOUNDS = (("m.g_anchored", "g-anchored bound ‖g‖((1+ηM)ᵏ−1−kηM)/M (new)", "tab:green"),
+          ("m.apriori", "a-priori bound η²M(R)G(R)C(k,2) (old)", "tab:blue"),
           ("m.trajectory", "trajectory bound ηM(R_t)Σ‖θᵢ−θ₀‖", "tab:orange"),
           ("m.naive", "naive bound", "grey"))
 
@@ -211,14 +212,15 @@ def _width_group(widths: str) -> str:
 
 def _ratio_boxes(ax, rows: list[dict], field: str) -> None:
     import numpy as np
-    for shift, key, color, label in ((-0.18, "m.actual_over_apriori", "tab:blue", "a priori"),
-                                     (0.18, "m.actual_over_trajectory", "tab:orange", "trajectory")):
+    for shift, key, color, label in ((-0.25, "m.actual_over_apriori", "tab:blue", "a-priori (old)"),
+                                     (0.0, "m.actual_over_g_anchored", "tab:green", "g-anchored (new)"),
+                                     (0.25, "m.actual_over_trajectory", "tab:orange", "trajectory")):
         groups = ratio_groups(rows, field, key)
         keys = list(groups)
         if not keys:
             continue
         pos = [i + 1 + shift for i in range(len(keys))]
-        b = ax.boxplot([groups[k] for k in keys], positions=pos, widths=0.3, patch_artist=True,
+        b = ax.boxplot([groups[k] for k in keys], positions=pos, widths=0.22, patch_artist=True,
                        manage_ticks=False)
         for patch in b["boxes"]:
             patch.set_facecolor(color)
@@ -237,19 +239,23 @@ def _ratio_boxes(ax, rows: list[dict], field: str) -> None:
 
 
 def regime(rows: list[dict]) -> dict:
-    """How many error-bound examples fell outside the a-priori regime (kηG(R) > R: no
-    a-priori bound), and the medians of the ratios.
+    """How many error-bound examples fell outside both regimes (no a-priori and no g-anchored
+    bound), the share where the best bound is below the first-order term (useful), and the
+    medians of the ratios.
     """
     import numpy as np
     ex = [r for r in rows if r["claim"] == "ffn_second_order_error_bound"
           and r["verdict"] != "diverged"]
-    outside = [r for r in ex if not r.get("m.apriori")]
-    ratios = [v for v in _floats(_error_rows(rows), "m.actual_over_apriori") if v > 0]
-    traj = [v for v in _floats(_error_rows(rows), "m.actual_over_trajectory") if v > 0]
+    outside = [r for r in ex if not r.get("m.apriori") and not r.get("m.g_anchored")]
+    med = {}
+    for name in ("apriori", "g_anchored", "best", "trajectory"):
+        v = [x for x in _floats(_error_rows(rows), f"m.actual_over_{name}") if x > 0]
+        med[f"median_{name}"] = float(np.median(v)) if v else None
+    useful = _floats(_error_rows(rows), "m.best_over_first_order")
     return {"examples": len(ex), "outside": len(outside),
             "share_outside": len(outside) / len(ex) if ex else None,
-            "median_apriori": float(np.median(ratios)) if ratios else None,
-            "median_trajectory": float(np.median(traj)) if traj else None}
+            "share_useful": (sum(v < 1 for v in useful) / len(useful)) if useful else None,
+            **med}
 
 
 def hessian_hist(rows: list[dict]) -> Markup | None:

@@ -1,0 +1,101 @@
+"""Soundness of the explicit bound in how its numbers are computed (issue: holes 1–2), against
+a 50-digit mpmath reference where float64 rounding is the whole story."""
+
+import math
+
+import mpmath
+import pytest
+import torch
+
+from tvgrad.errors import InvalidInput
+from tvgrad.theory.bound import bounds, forward_error, regime_radius, spectral_upper
+from tvgrad.theory.cases import Case, FFNProblem
+from tvgrad.theory.derivatives import gradient
+from tvgrad.theory.nets import NetSpec
+
+mpmath.mp.dps = 50
+
+
+def _exact_grad_norm(prob: FFNProblem) -> mpmath.mpf:
+    """‖∇L(θ₀)‖ of the stored float64 weights and data in 50-digit arithmetic (1-w-1 tanh MSE,
+    one sample: L = ½(f − y)²)."""
+    p = prob.layout.unflatten(prob.theta0)
+    W1, b1 = p["layers.0.weight"][:, 0].tolist(), p["layers.0.bias"].tolist()
+    W2, b2 = p["layers.1.weight"][0].tolist(), p["layers.1.bias"].tolist()[0]
+    x, y = mpmath.mpf(prob.data[0].x[0, 0].item()), mpmath.mpf(prob.data[0].y[0, 0].item())
+    a = [mpmath.mpf(w) * x + mpmath.mpf(b) for w, b in zip(W1, b1)]
+    t = [mpmath.tanh(ai) for ai in a]
+    f = sum(mpmath.mpf(w) * ti for w, ti in zip(W2, t)) + mpmath.mpf(b2)
+    r = f - y
+    J = ([mpmath.mpf(w) * (1 - ti ** 2) * x for w, ti in zip(W2, t)]      # ∂f/∂W1
+         + [mpmath.mpf(w) * (1 - ti ** 2) for w, ti in zip(W2, t)]        # ∂f/∂b1
+         + t + [mpmath.mpf(1)])                                           # ∂f/∂W2, ∂f/∂b2
+    return abs(r) * mpmath.sqrt(sum(j ** 2 for j in J))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_gradient_bound_at_a_computed_minimum_covers_the_exact_gradient(seed):
+    """at_minimum: the float64 residual is exactly 0, the exact one of the stored numbers is
+    not; G(R) for tiny R must still bound the exact ‖∇L(θ₀)‖ (it came out 11× too small
+    before the forward-error margin)."""
+    case = Case(spec=NetSpec(1, (2,), 1, "tanh"), n=1, seed=seed, at_minimum=True,
+                x_scale=3.0, eta=1e-3, epochs=2)
+    prob = FFNProblem(case)
+    assert float(gradient(prob.loss_fn(0), prob.theta0).norm()) == 0.0  # computed: exactly 0
+    exact = _exact_grad_norm(prob)
+    G = bounds(prob, 1e-18).G
+    assert mpmath.mpf(G) >= exact, (G, exact)
+    assert G < 1e-12  # and still a rounding-level bound
+    R = regime_radius(prob, 2, 1e-3, 0.0)
+    assert R is not None and R > 1e-250  # the regime is not certified by a computed zero
+
+
+def test_the_forward_error_is_not_zero_and_not_loose():
+    case = Case(spec=NetSpec(3, (8, 8), 2, "gelu"), n=4, seed=1)
+    prob = FFNProblem(case)
+    e = forward_error(prob, prob.data[0].x)
+    out = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0),
+                                     (prob.data[0].x,))
+    assert bool((e > 0).all()) and bool((e < 1e-12 * (1 + out.norm(dim=1))).all())
+
+
+def test_float32_problems_are_refused():
+    prob = FFNProblem(Case(spec=NetSpec(1, (2,), 1, "tanh"), n=1, seed=0), dtype=torch.float32)
+    with pytest.raises(InvalidInput, match=r"certified in float64 only.*torch.float32"):
+        bounds(prob, 1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-100, 1e-30, 1.0, 1e30, 1e77, 1e150])
+def test_spectral_upper_is_scale_invariant_and_above(scale):
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(12, 7, generator=g, dtype=torch.float64)
+    exact = mpmath.mpf(torch.linalg.matrix_norm(W, 2).item())
+    up = spectral_upper(W * scale)
+    assert up > 0 and math.isfinite(up)
+    assert mpmath.mpf(up) / (exact * mpmath.mpf(scale)) >= 1 - 1e-15  # above, to rounding
+    assert up / (float(exact) * scale) <= 1.03  # rank^{1/512} overshoot at most
+
+
+def test_spectral_upper_refuses_non_finite():
+    with pytest.raises(InvalidInput, match="non-finite"):
+        spectral_upper(torch.tensor([[1.0, float("inf")]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_g_anchored_bound_is_sharp_on_a_concave_quadratic(k, sign):
+    """L(θ) = sign·½Mθ² in one dimension: gradient descent gives θ_k = θ₀(1 − sign·ηM)^k, and
+    for sign = −1 the error |τ + kηg| equals the bound ‖g‖((1+ηM)^k − 1 − kηM)/M exactly."""
+    from tvgrad.theory.bound import g_anchored_error_bound
+    M, eta, th0 = 3.0, 0.05, mpmath.mpf("0.7")
+    g = sign * M * th0
+    th = th0
+    for _ in range(k):
+        th = th - eta * sign * M * th
+    err = abs(th - th0 + k * eta * g)
+    bound = g_anchored_error_bound(M, float(abs(g)), eta, k)
+    assert err <= bound * (1 + 1e-14)
+    if sign == -1 and k >= 2:
+        assert abs(err / bound - 1) < 1e-12  # attained: the constant cannot be lowered
+    if k == 1:
+        assert bound == 0.0 and err < 1e-40
