@@ -99,3 +99,23 @@ def test_g_anchored_bound_is_sharp_on_a_concave_quadratic(k, sign):
         assert abs(err / bound - 1) < 1e-12  # attained: the constant cannot be lowered
     if k == 1:
         assert bound == 0.0 and err < mpmath.mpf(10) ** -45
+
+
+def test_the_adversary_stays_in_the_ball_and_finds_more_curvature():
+    """Projected ascent inside the ball finds larger ‖∇²L‖₂ than the fixed points (θ₀, ±R·v_top,
+    random points) on most cases: the claim is tested where it is hardest, not easiest."""
+    from tvgrad.theory.claims.bound_claims import _points, ascend_gradient, ascend_hessian
+    from tvgrad.theory.spectrum import hessian_spectral_norm
+    wins = 0
+    for seed in range(8):
+        case = Case(spec=NetSpec(2, (4, 3), 2, "tanh"), n=6, seed=seed, radius=0.5, x_scale=3.0)
+        prob = FFNProblem(case)
+        f, th0 = prob.loss_fn(0), prob.theta0
+        pts, _, vtop = _points(prob, 0.5, f, seed)
+        fixed = max(hessian_spectral_norm(f, th)[0] for _, th in pts)
+        th = ascend_hessian(f, th0, 0.5, vtop)
+        assert float((th - th0).norm()) <= 0.5 * (1 + 1e-12)
+        wins += hessian_spectral_norm(f, th)[0] > fixed
+        tg = ascend_gradient(f, th0, 0.5)
+        assert float((tg - th0).norm()) <= 0.5 * (1 + 1e-12)
+    assert wins >= 5, wins

@@ -10,6 +10,7 @@ from typing import Mapping
 
 import torch
 from hypothesis import strategies as st
+from torch import Tensor
 
 from .. import strategies
 from ..activations import ACTIVATIONS, SMOOTH_ACTIVATIONS
@@ -26,7 +27,7 @@ from ..bound import (
     trajectory_error_bound,
 )
 from ..cases import Case, FFNProblem, batch_sequence
-from ..derivatives import gradient
+from ..derivatives import gradient, hvp
 from ..nets import NetSpec
 from ..sharp import corner_cases, load_sharp_cases
 from ..spectrum import hessian_spectral_norm
@@ -105,7 +106,7 @@ def bound_cases(draw, *, error: bool = False) -> Case:
 
 def _points(prob: FFNProblem, R: float, f, seed: int):
     """θ₀, random points at radius R/2 and R, and θ₀ ± R·(top eigenvector of H(θ₀)); also
-    returns ‖H(θ₀)‖₂, which the top eigenvector's computation gives for free.
+    returns ‖H(θ₀)‖₂ and that top eigenvector, which the computation gives for free.
     """
     th = prob.theta0
     gen = torch.Generator().manual_seed(seed + 31)
@@ -115,7 +116,48 @@ def _points(prob: FFNProblem, R: float, f, seed: int):
         u = torch.randn(th.shape, generator=gen, dtype=th.dtype)
         u = u / u.norm()
         pts.append((f"random_{i}", th + (R if i else R / 2) * u))
-    return pts, norm0
+    return pts, norm0, vtop
+
+
+ASCENT_STEPS = 6
+
+
+def _project(th0: Tensor, th: Tensor, R: float) -> Tensor:
+    """The point of the ball of radius R around θ₀ nearest to θ."""
+    d = th - th0
+    n = float(d.norm())
+    return th if n <= R else th0 + d * (R / n)
+
+
+def ascend_hessian(f, th0: Tensor, R: float, v0: Tensor, steps: int = ASCENT_STEPS) -> Tensor:
+    """An adversary inside the ball: projected gradient ascent on s·vᵀ∇²L(θ)v (v the top
+    eigenvector, s its eigenvalue's sign; v refreshed by one power step per iterate), normalised
+    steps of R/2, R/4, …; returns the last iterate (where the claim then evaluates the exact
+    ‖∇²L‖₂). The third derivative is a gradient of an HVP (torch.func, double backward).
+    """
+    th, v = th0.clone(), v0
+    for j in range(steps):
+        Hv = hvp(f, th, v)
+        s = 1.0 if float(torch.dot(v, Hv)) >= 0 else -1.0
+        d = torch.func.grad(lambda t: torch.dot(v, hvp(f, t, v)))(th) * s
+        nd = float(d.norm())
+        if nd == 0 or not math.isfinite(nd):
+            break
+        th = _project(th0, th + (R / 2 ** (j + 1)) * d / nd, R)
+        v = Hv / max(float(Hv.norm()), 1e-300)
+    return th
+
+
+def ascend_gradient(f, th0: Tensor, R: float, steps: int = ASCENT_STEPS) -> Tensor:
+    """The adversary for G(R): projected ascent on ‖∇L(θ)‖² (direction ∇²L·∇L)."""
+    th = th0.clone()
+    for j in range(steps):
+        d = hvp(f, th, gradient(f, th))
+        nd = float(d.norm())
+        if nd == 0 or not math.isfinite(nd):
+            break
+        th = _project(th0, th + (R / 2 ** (j + 1)) * d / nd, R)
+    return th
 
 
 def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
@@ -127,7 +169,8 @@ def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     b = bounds(prob, R, terms=bt)
     M = b.M * scale
     worst, ratios = 0.0, {}
-    pts, norm0 = _points(prob, R, f, case.seed)
+    pts, norm0, vtop = _points(prob, R, f, case.seed)
+    pts.append(("ascent", ascend_hessian(f, prob.theta0, R, vtop)))
     for name, th in pts:
         exact = norm0 if name == "theta0" else hessian_spectral_norm(f, th)[0]
         ratios[name] = exact / M if M > 0 else (math.inf if exact > 0 else 0.0)
@@ -136,7 +179,10 @@ def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                            f"‖∇²L‖₂ = {exact:.6e} at {name} exceeds M(R={R:.3e}) = {M:.6e}")
         worst = max(worst, ratios[name])
     return Outcome(HOLDS, {"M": b.M, "R": R, "exact_over_bound": worst,
-                           "exact_over_bound_theta0": ratios["theta0"]})
+                           "exact_over_bound_theta0": ratios["theta0"],
+                           "ascent_over_fixed_points": ratios["ascent"] / max(
+                               v for k, v in ratios.items() if k != "ascent")
+                           if max(v for k, v in ratios.items() if k != "ascent") > 0 else math.nan})
 
 
 def check_gradient_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
@@ -146,14 +192,19 @@ def check_gradient_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     f = prob.loss_fn(0)
     bt, scale = _terms(terms)
     G = bounds(prob, R, terms=bt).G * scale
-    worst = 0.0
-    for name, th in _points(prob, R, f, case.seed)[0]:
+    worst, norms = 0.0, {}
+    pts = _points(prob, R, f, case.seed)[0] + [("ascent", ascend_gradient(f, prob.theta0, R))]
+    for name, th in pts:
         gn = float(gradient(f, th).norm())
+        norms[name] = gn
         if gn > G * (1 + th.numel() * U64) + 1e-300:
             return Outcome(VIOLATED, {"G": G, "grad_norm": gn, "point": name, "R": R},
                            f"‖∇L‖ = {gn:.6e} at {name} exceeds G(R={R:.3e}) = {G:.6e}")
         worst = max(worst, gn / G if G > 0 else 0.0)
-    return Outcome(HOLDS, {"G": G, "R": R, "exact_over_bound": worst})
+    fixed = max(v for k, v in norms.items() if k != "ascent")
+    return Outcome(HOLDS, {"G": G, "R": R, "exact_over_bound": worst,
+                           "ascent_over_fixed_points": norms["ascent"] / fixed
+                           if fixed > 0 else math.nan})
 
 
 def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
