@@ -119,7 +119,7 @@ def _points(prob: FFNProblem, R: float, f, seed: int):
     return pts, norm0, vtop
 
 
-ASCENT_STEPS = 6
+ASCENT_STEPS = 4
 
 
 def _project(th0: Tensor, th: Tensor, R: float) -> Tensor:
