@@ -249,16 +249,26 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
     J, S, F = sample_bounds(prob, R, x, naive, terms)
     loss = LOSSES[prob.case.loss]
-    resid0 = None
-    if loss.needs_residual and not naive:
+    resid0 = out0 = None
+    if (loss.needs_residual or loss.local is not None) and not naive:
         with torch.no_grad():
-            out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
+            out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0),
+                                              (x,)).double()
+        fwd = forward_error(prob, x)
+    if loss.needs_residual and not naive:
         # the exact residual of the stored weights and targets: the computed one plus the
         # forward rounding error (a computed 0 at a minimum is not an exact 0)
         u = 2.0 ** -53
-        r = (out0.double() - y.double()).norm(dim=1)
-        resid0 = r * (1 + 4 * u) + forward_error(prob, x) * (1 + 4 * u)
-    c1, c2 = loss.c1(F, y, resid0, J, R) * terms.c1_scale, terms.c2(prob.case.loss)
+        r = (out0 - y.double()).norm(dim=1)
+        resid0 = r * (1 + 4 * u) + fwd * (1 + 4 * u)
+    c1 = loss.c1(F, y, resid0, J, R) * terms.c1_scale
+    c2 = torch.full_like(c1, terms.c2(prob.case.loss))
+    if loss.local is not None and not naive:
+        # bound (c): per-sample constants from the outputs at θ₀; a planted variant's change of
+        # the global constant applies as the same factor
+        lc1, lc2 = loss.local(out0, y, J * R + fwd)
+        c1 = torch.minimum(c1, lc1 * terms.c1_scale)
+        c2 = torch.minimum(c2, lc2 * (terms.c2(prob.case.loss) / loss.c2))
     per_M = c2 * J ** 2 + c1 * S
     per_G = c1 * J
     if naive:

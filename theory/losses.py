@@ -49,6 +49,29 @@ def _mse_c1(out_bound: Tensor, y: Tensor, resid0: Tensor | None, J: Tensor | Non
     return c1
 
 
+def _ce_local(logits0: Tensor, y: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Per-sample cross-entropy constants from the probabilities at θ₀ (bound (c)).
+
+    Over the ball the logits move by ‖z − z⁰‖₂ ≤ δ (δ = J·R plus the forward rounding error),
+    so every log-probability moves by at most 2δ (``|Δz_k| + |Δ logsumexp z| ≤ 2‖Δz‖_∞``) and
+    ``p_k ∈ [p⁰_k e^{−2δ}, min(1, p⁰_k e^{2δ})]``. Then, with Gershgorin as for the global
+    constant, ``c₂ = min(½, 2 max_k max_{p_k} p_k(1 − p_k))`` and
+    ``c₁ = min(√2, (Σ_{k≠y} p_k,max² + (1 − p_y,min)²)^{1/2})``. The float64 softmax's own
+    rounding is covered by widening each interval by a relative 1e-12.
+    """
+    lp = torch.log_softmax(logits0.double(), dim=-1)
+    spread = (2 * delta.double())[:, None]
+    pmin = torch.exp(lp - spread) * (1 - 1e-12)
+    pmax = torch.clamp(torch.exp(lp + spread) * (1 + 1e-12), max=1.0)
+    # max of p(1 − p) over [pmin, pmax]: ¼ if ½ is inside, else at the endpoint nearest ½
+    near = torch.clamp(torch.full_like(pmin, 0.5), pmin, pmax)
+    c2 = torch.clamp(2 * (near * (1 - near)).max(dim=-1).values, max=0.5)
+    onehot = nn.functional.one_hot(y.long().reshape(-1), lp.shape[-1]).bool()
+    sq = torch.where(onehot, (1 - pmin) ** 2, pmax ** 2).sum(dim=-1)
+    c1 = torch.clamp(torch.sqrt(sq) * (1 + 1e-12), max=math.sqrt(2.0))
+    return c1, c2
+
+
 @dataclass(frozen=True)
 class Loss:
     """A loss of the registry.
@@ -63,6 +86,9 @@ class Loss:
         needs_residual: whether ``c1`` uses ``resid0`` (the bound computes it only then).
         min_out_dim: smallest network output this loss accepts.
         has_minimum: whether targets can be put at the outputs (∇L(θ₀) = 0 exactly).
+        local: optional per-sample ``(c₁, c₂)`` over the ball from the outputs at θ₀:
+            ``local(logits0, y, delta)`` with ``delta`` bounding how far the outputs move;
+            the bound takes the smaller of these and the global constants.
     """
 
     name: str
@@ -73,13 +99,14 @@ class Loss:
     needs_residual: bool = False
     min_out_dim: int = 1
     has_minimum: bool = False
+    local: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
 
 
 LOSSES: Registry[Loss] = Registry("loss", {
     # ∇²_z ℓ = diag(p) − ppᵀ: Gershgorin gives ≤ max_i 2p_i(1 − p_i) ≤ ½, attained at
     # p = (½, ½, 0, …)
     "cross_entropy": Loss("cross_entropy", nn.functional.cross_entropy, _ce_targets, _ce_c1,
-                          0.5, min_out_dim=2),
+                          0.5, min_out_dim=2, local=_ce_local),
     # ½‖z − y‖²: ∇²_z ℓ = I
     "mse": Loss("mse", _mse, _mse_targets, _mse_c1, 1.0, needs_residual=True, has_minimum=True),
 })

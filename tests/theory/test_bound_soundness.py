@@ -119,3 +119,32 @@ def test_the_adversary_stays_in_the_ball_and_finds_more_curvature():
         tg = ascend_gradient(f, th0, 0.5)
         assert float((tg - th0).norm()) <= 0.5 * (1 + 1e-12)
     assert wins >= 5, wins
+
+
+def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
+    """Bound (c): for logits anywhere within δ of z⁰ (random and adversarial-corner draws),
+    ‖p − e_y‖ ≤ c₁ and ‖diag(p) − ppᵀ‖₂ ≤ c₂; and they are below the global √2 and ½."""
+    from tvgrad.theory.losses import LOSSES
+    local = LOSSES["cross_entropy"].local
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        C = 2 + trial % 9
+        z0 = torch.randn(1, C, generator=g, dtype=torch.float64) * (0.5 + trial % 5)
+        y = torch.randint(0, C, (1,), generator=g)
+        delta = torch.tensor([10 ** (-3 + 3 * torch.rand(1, generator=g).item())],
+                             dtype=torch.float64)
+        c1, c2 = local(z0, y, delta)
+        assert 0 <= float(c1) <= 2 ** 0.5 and 0 <= float(c2) <= 0.5
+        for _ in range(20):
+            d = torch.randn(1, C, generator=g, dtype=torch.float64)
+            z = z0 + d / d.norm() * delta * torch.rand(1, generator=g, dtype=torch.float64)
+            p = torch.softmax(z, -1)[0]
+            e = torch.zeros(C, dtype=torch.float64)
+            e[y] = 1
+            assert float((p - e).norm()) <= float(c1) * (1 + 1e-12)
+            h = torch.diag(p) - torch.outer(p, p)
+            assert float(torch.linalg.matrix_norm(h, 2)) <= float(c2) * (1 + 1e-12)
+    # confident predictions: far below the global constants
+    c1, c2 = local(torch.tensor([[8.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0]),
+                   torch.tensor([1e-3], dtype=torch.float64))
+    assert float(c2) < 0.01 and float(c1) < 0.01
