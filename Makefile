@@ -59,8 +59,8 @@ report: $(STAMP)  ## re-render $(OUT)/theory.html from theory.json and the CSV (
 	$(BIN)/tvgrad report --out $(OUT)
 
 bench: $(STAMP)  ## HVP/gradient ratios, examples/s per claim; CLIP gradient/HVP time and memory (tiny, ViT-B-32)
-	$(BIN)/python -m tvgrad.theory.bench
-	$(BIN)/python -m tvgrad.empirical.bench_clip
+	$(BIN)/python -m tvgrad.theory.bench --json $(OUT)/bench.json
+	$(BIN)/python -m tvgrad.empirical.bench_clip --bench-json $(OUT)/bench.json
 
 DATA_ROOT ?= data
 RUNS ?= runs

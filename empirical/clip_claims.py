@@ -36,7 +36,7 @@ from ..theory.claims import CLAIMS, Claim, Outcome, Variant
 from ..theory.claims.base import HOLDS, INCONCLUSIVE, VIOLATED, JsonCase
 from ..theory.claims.exact import one_epoch_on, ta_equals_mtl_on
 from ..theory.claims.second_order import cross_term_on, multi_epoch_on, sgd_epoch_on
-from ..theory.derivatives import gradient, hvp
+from ..theory.derivatives import gradient
 from ..theory.strategies import log_uniform
 from .clip_problem import ClipSetup, clip_problem
 
@@ -136,13 +136,16 @@ def lanczos_norm(f, theta: torch.Tensor, tol: float = 1e-4, maxiter: int = 60) -
     and the number of HVPs it took.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    from ..theory.derivatives import HVPOperator
     p = theta.numel()
     count = [0]
+    H = HVPOperator(f, theta)  # the gradient graph built once, reused by every product
 
     def mv(v):
         count[0] += 1
         vec = torch.as_tensor(np.ascontiguousarray(v).reshape(-1), dtype=theta.dtype)
-        return hvp(f, theta, vec.to(theta.device)).detach().cpu().numpy()
+        return H(vec.to(theta.device)).detach().cpu().numpy()
     op = LinearOperator((p, p), matvec=mv, dtype=np.float64)
     v0 = np.random.default_rng(0).standard_normal(p)
     try:

@@ -98,14 +98,16 @@ class Case:
 
         Memory: the data and activations (T·n·(in + out + Σ widths), kept for backward), ~64
         parameter-sized vectors (trajectories, gradients, HVP graphs), and a dense p×p Hessian
-        where the checks use one (p ≤ 1500). Flops: about 6·n·p per gradient-sized product;
-        ~50 products per epoch and task (the η grid with its HVPs, the bound searches), plus
-        a dense Hessian's p products.
+        where the checks use one (p ≤ DENSE_MAX = 1500). Flops: about 6·n·p per gradient-sized
+        product; ~50 products per epoch and task (the η grid with its HVPs, the bound
+        searches), plus a dense Hessian's p products or ~100 Lanczos products.
         """
+        from .spectrum import DENSE_MAX
         s, p = self.spec, self.spec.num_params
         acts = self.tasks * self.n * (s.in_dim + s.out_dim + sum(s.widths))
-        nbytes = 8 * (4 * acts + 64 * p + min(p, 1500) ** 2)
-        products = 50 * self.epochs * self.tasks + min(p, 1500)
+        dense = p <= DENSE_MAX  # a dense Hessian (p products, p² floats), else Lanczos (~100)
+        nbytes = 8 * (4 * acts + 64 * p + (p * p if dense else 0))
+        products = 50 * self.epochs * self.tasks + (p if dense else 100)
         return nbytes, 6.0 * self.n * p * products * self.tasks
 
     # -- serialisation -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from torch import Tensor
 from ...errors import InvalidInput, check_positive_int
 from .. import strategies
 from ..cases import Case, FFNProblem, batch_sequence
-from ..derivatives import gradient, hvp
+from ..derivatives import HVPOperator, gradient
 from ..module_problem import ModuleProblem
 from ..training import run_steps
 from .base import Claim, Outcome, Variant
@@ -204,9 +204,10 @@ def multi_epoch_on(problem: ModuleProblem, terms: Mapping = MULTI_TERMS, *, k: i
         return one_epoch_on(problem, eta=eta)  # C(1,2) = 0: the expansion is exact
     prob = _float64(problem)
     f, th = prob.loss_fn(0), prob.theta0
-    g = gradient(f, th)
-    Hg = hvp(f, th, g)
-    e = SimpleNamespace(k=k, g=g, Hg=Hg, theta0=th, hvp=lambda v: hvp(f, th, v))
+    H = HVPOperator(f, th)  # linearised once: g comes with it, every product reuses it
+    g = H.grad
+    Hg = H(g)
+    e = SimpleNamespace(k=k, g=g, Hg=Hg, theta0=th, hvp=H)
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
     evaluate = _evaluate(prob, [[f] * k], lambda t: t[0], gradient_rounding(prob))
     return adaptive_grid_check(evaluate, v1, v2,
@@ -312,11 +313,11 @@ def sgd_epoch_on(problem: ModuleProblem, terms: Mapping = SGD_TERMS, *, epochs: 
         return one_epoch_on(problem, eta=eta)
     th = prob.theta0
     fs = [prob.loss_fn(0, idx) for idx in steps_idx]
-    gs = [gradient(f, th) for f in fs]
-    f_full = prob.loss_fn(0)
-    g_full = gradient(f_full, th)
-    e = SimpleNamespace(gs=gs, N=N, g_full=g_full, hvp_full=lambda v: hvp(f_full, th, v),
-                        hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
+    ops = [HVPOperator(f, th) for f in fs]  # one linearisation per step's batch
+    gs = [op.grad for op in ops]
+    H_full = HVPOperator(prob.loss_fn(0), th)
+    g_full = H_full.grad
+    e = SimpleNamespace(gs=gs, N=N, g_full=g_full, hvp_full=H_full, hvps=ops)
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
     per_epoch = N // epochs
     one_epoch = torch.stack(gs[:per_epoch]).sum(0)
@@ -408,9 +409,10 @@ def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: in
     prob = _float64(problem)
     th = prob.theta0
     fs = [prob.loss_fn(t) for t in range(T)]
-    gs = [gradient(f, th) for f in fs]
+    ops = [HVPOperator(f, th) for f in fs]  # H_t, linearised once and reused for every g_s
+    gs = [op.grad for op in ops]
     G = torch.stack(gs).sum(0)
-    e = SimpleNamespace(k=k, gs=gs, G=G, hvps=[(lambda v, f=f: hvp(f, th, v)) for f in fs])
+    e = SimpleNamespace(k=k, gs=gs, G=G, hvps=ops)
     e.cross = _cross(e)
     v1, v2 = terms["first_order"](e), terms["second_order"](e)
     runs = [[f] * k for f in fs] + [[prob.sum_loss_fn()] * k]
