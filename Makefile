@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical mutate clean
+.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical mutate clean adversary
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -61,6 +61,9 @@ report: $(STAMP)  ## re-render $(OUT)/theory.html from theory.json and the CSV (
 bench: $(STAMP)  ## HVP/gradient ratios, examples/s per claim; CLIP gradient/HVP time and memory (tiny, ViT-B-32)
 	$(BIN)/python -m tvgrad.theory.bench --json $(OUT)/bench.json
 	$(BIN)/python -m tvgrad.empirical.bench_clip --bench-json $(OUT)/bench.json
+
+adversary: $(STAMP)  ## extreme architectures against the explicit bound (SECONDS=120); writes $(OUT)/adversary.json
+	$(BIN)/python -m tvgrad.theory.adversary --seconds $${SECONDS:-120} --out $(OUT)/adversary.json
 
 DATA_ROOT ?= data
 RUNS ?= runs

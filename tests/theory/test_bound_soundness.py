@@ -148,3 +148,26 @@ def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
     c1, c2 = local(torch.tensor([[8.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0]),
                    torch.tensor([1e-3], dtype=torch.float64))
     assert float(c2) < 0.01 and float(c1) < 0.01
+
+
+def test_extreme_draws_are_valid_and_span_the_ranges():
+    import random
+
+    from tvgrad.theory.adversary import extreme_case
+    rng, depths, widths, classes = random.Random(0), set(), set(), set()
+    for _ in range(300):
+        try:
+            c = extreme_case(rng)
+        except InvalidInput:
+            continue
+        depths.add(c.spec.depth)
+        widths |= set(c.spec.widths)
+        classes.add(c.spec.out_dim)
+    assert max(depths) == 6 and 128 in widths and 64 in classes
+
+
+@pytest.mark.slow
+def test_campaign_level_adversary_finds_no_violation():
+    from tvgrad.theory.adversary import search
+    res = search(30, seed=1)
+    assert res["cases"] >= 3 and not res["violations"], res["violations"]
