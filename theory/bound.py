@@ -49,6 +49,7 @@ class BoundTerms:
         c1_scale: factor on the loss constant c₁ (1: as derived).
         weight_ball: R ↦ the ball term added to each ‖W_l⁰‖₂ (R: as derived).
         bias_ball: R ↦ the ball term added to each ‖b_l⁰‖ (R: as derived).
+        jacobian_scale: factor on the Jacobian measured at θ₀ (bound (b); 1: as measured).
     """
 
     activation: Callable[[str], ActivationConstants] = lambda name: ACTIVATIONS[name].bound_constants()
@@ -57,6 +58,7 @@ class BoundTerms:
     c1_scale: float = 1.0
     weight_ball: Callable[[float], float] = lambda R: R
     bias_ball: Callable[[float], float] = lambda R: R
+    jacobian_scale: float = 1.0
 
 
 TRUE_TERMS = BoundTerms()
@@ -227,6 +229,26 @@ def forward_error(prob: Problem, x: Tensor) -> Tensor:
     return e
 
 
+JACOBIAN_ENTRIES_MAX = 10_000_000
+"""Per-sample Jacobians at θ₀ are formed only up to this many entries (n·out·p)."""
+
+
+def jacobian_norms_at_theta0(prob: Problem, x: Tensor) -> Tensor | None:
+    """Per sample, ‖∂f(x_i; θ)/∂θ‖₂ at θ₀ (exact: the largest singular value of the out × p
+    Jacobian, enlarged by a relative 1e-12 for its rounding), or None when too large to form.
+    """
+    n, p = x.shape[0], prob.theta0.numel()
+    out_dim = prob.case.spec.out_dim
+    if n * out_dim * p > JACOBIAN_ENTRIES_MAX:
+        return None
+
+    def f1(theta: Tensor, xi: Tensor) -> Tensor:
+        return torch.func.functional_call(prob.module, prob.layout.unflatten(theta),
+                                          (xi[None],))[0]
+    Js = torch.func.vmap(torch.func.jacrev(f1), in_dims=(None, 0))(prob.theta0, x)
+    return torch.linalg.matrix_norm(Js.double(), ord=2) * (1 + 1e-12)
+
+
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
            naive: bool = False, terms: BoundTerms = TRUE_TERMS) -> Bounds:
     """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
@@ -248,6 +270,17 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
     J, S, F = sample_bounds(prob, R, x, naive, terms)
+    if not naive:
+        # bound (b): the Jacobian measured at θ₀ plus its change over the ball. For the
+        # symmetric bilinear D²f, sup over unit v, w of ‖D²f[v, w]‖ ≤ sup_u ‖D²f[u, u]‖ ≤ S
+        # (polarization), so ‖J(θ)‖₂ ≤ ‖J(θ₀)‖₂ + S·R on the ball (mean value theorem).
+        key = ("_jac0", task, None if index is None else tuple(index.tolist()))
+        cache = prob.__dict__.setdefault("_jac0_cache", {})
+        if key not in cache:
+            cache[key] = jacobian_norms_at_theta0(prob, x)
+        J0 = cache[key]
+        if J0 is not None:
+            J = torch.minimum(J, terms.jacobian_scale * J0 + S * R)
     loss = LOSSES[prob.case.loss]
     resid0 = out0 = None
     if (loss.needs_residual or loss.local is not None) and not naive:

@@ -171,3 +171,25 @@ def test_campaign_level_adversary_finds_no_violation():
     from tvgrad.theory.adversary import search
     res = search(30, seed=1)
     assert res["cases"] >= 3 and not res["violations"], res["violations"]
+
+
+def test_jacobian_measured_at_theta0_plus_the_ball_term_covers_the_ball():
+    """Bound (b): ‖J(θ)‖₂ ≤ ‖J(θ₀)‖₂ + S·R for θ in the ball (per sample), S the bound on
+    ‖D²f[u, u]‖; checked at random points on the sphere of radius R."""
+    from tvgrad.theory.bound import jacobian_norms_at_theta0, sample_bounds
+    case = Case(spec=NetSpec(3, (6, 4), 3, "softplus"), n=4, seed=5, x_scale=3.0)
+    prob = FFNProblem(case)
+    x, th0 = prob.data[0].x, prob.theta0
+    g = torch.Generator().manual_seed(1)
+    for R in (1e-3, 0.1, 1.0):
+        _, S, _ = sample_bounds(prob, R, x)
+        cap = jacobian_norms_at_theta0(prob, x) + S * R
+        for _ in range(10):
+            u = torch.randn(th0.shape, generator=g, dtype=th0.dtype)
+            th = th0 + R * u / u.norm()
+
+            def f1(t, xi):
+                return torch.func.functional_call(prob.module, prob.layout.unflatten(t),
+                                                  (xi[None],))[0]
+            Js = torch.func.vmap(torch.func.jacrev(f1), in_dims=(None, 0))(th, x)
+            assert bool((torch.linalg.matrix_norm(Js, ord=2) <= cap).all())
