@@ -169,6 +169,36 @@ def _hypothesis_test(claim: Claim, body: _Body, *, max_examples: int, seed: int,
     return test if derandomize else hypothesis.seed(seed)(test)
 
 
+_FROZEN = False
+
+
+def freeze_local_constants() -> None:
+    """Make Hypothesis draw the same examples for a seed whatever modules are loaded.
+
+    Hypothesis (≥ 6.131) mixes literal constants of the *local* modules loaded so far
+    (anything outside site-packages and the stdlib) into about 5 % of its draws
+    (``hypothesis.internal.conjecture.providers._get_local_constants``). tvgrad imports
+    lazily and runs claims in worker processes, so the examples of a claim depended on which
+    claims had run before in the same process and on how the command was started (a claim drew
+    16 inconclusive examples in one campaign and 28 in another, same seed). This pins the local
+    constants to none — the draws then depend on the seed and the strategies only (Hypothesis's
+    global constants still apply) — and clears Hypothesis's cache of them. It touches a private
+    module of Hypothesis; if that module changes, it does nothing (and a test says so).
+    """
+    global _FROZEN
+    if _FROZEN:
+        return
+    try:
+        from hypothesis.internal.conjecture import providers as P
+        empty = P.Constants(integers=P.SortedSet(), floats=P.SortedSet(key=P.float_to_int),
+                            bytes=P.SortedSet(), strings=P.SortedSet())
+        P._get_local_constants = lambda: empty
+        P.CONSTANTS_CACHE.cache.clear()
+    except (ImportError, AttributeError):  # pragma: no cover - another Hypothesis
+        return
+    _FROZEN = True
+
+
 def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, seed: int,
               derandomize: bool = False, shrink: bool = True, budget_s: float | None = None,
               deadline: float | None = None,
@@ -195,6 +225,7 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
     Returns:
         The :class:`RunResult` with every example, the counterexample, any error.
     """
+    freeze_local_constants()  # the same examples for a seed, whatever ran before
     res = RunResult(claim.id, variant, asked=max_examples + len(claim.examples))
     t0 = time.perf_counter()
     ends = [t0 + budget_s] if budget_s is not None else []

@@ -230,3 +230,23 @@ def test_replace_keeps_validation():
     with pytest.raises(InvalidInput, match="seed must be an integer"):
         replace(c, seed=-1)
     assert os.environ.get("TVGRAD_CASE_SECONDS") is None
+
+
+def test_the_examples_of_a_seed_do_not_depend_on_what_was_loaded(tmp_path, monkeypatch):
+    """Hypothesis mixes constants of loaded local modules into its draws; the campaign pins
+    them, so importing a module full of odd constants changes nothing."""
+    from tvgrad.theory import campaign as camp
+    from tvgrad.theory.claims import CLAIMS
+    claim = CLAIMS["ffn_second_order_error_bound"]
+    before = [r.case for r in run_claim(claim, max_examples=60, seed=3, shrink=False).records]
+    assert camp._FROZEN, "Hypothesis's local constants could not be pinned (a new Hypothesis?)"
+    (tmp_path / "odd_constants_mod.py").write_text(
+        "A = [" + ", ".join(map(str, range(1, 130))) + ", 0.1234567, 0.0004321, 0.77, 1.7e-5]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    importlib.import_module("odd_constants_mod")
+    after = [r.case for r in run_claim(claim, max_examples=60, seed=3, shrink=False).records]
+    assert before == after
+    from hypothesis.internal.conjecture import providers
+    local = providers._get_local_constants()  # what Hypothesis would mix into its draws
+    assert not local.integers and not local.floats
