@@ -250,3 +250,39 @@ def test_the_examples_of_a_seed_do_not_depend_on_what_was_loaded(tmp_path, monke
     from hypothesis.internal.conjecture import providers
     local = providers._get_local_constants()  # what Hypothesis would mix into its draws
     assert not local.integers and not local.floats
+
+
+# -- the limits' own numbers (blind spots found by mutation testing of theory/limits.py) -----
+def test_limit_defaults_and_boundaries(monkeypatch):
+    from tvgrad.theory import limits
+    monkeypatch.delenv("TVGRAD_CASE_SECONDS", raising=False)
+    assert limits.seconds_limit() == 300.0 and limits.FLOPS_PER_SECOND == 1e9
+    limits.check_cost("a case", 1.0, 299.9e9)  # 299.9 s: accepted
+    with pytest.raises(InvalidInput, match=r"needs about 300 s \(estimated\), more than the limit "
+                                           r"of 300 s"):
+        limits.check_cost("a case", 1.0, 300.4e9)
+    monkeypatch.setenv("TVGRAD_CASE_SECONDS", "0")
+    with pytest.raises(InvalidInput, match="TVGRAD_CASE_SECONDS must be a finite number > 0"):
+        limits.seconds_limit()
+
+
+def test_memory_messages_and_the_meminfo_parse(monkeypatch):
+    import io
+
+    from tvgrad.theory import limits
+    fake = "MemTotal:       16000000 kB\nMemAvailable:    2097152 kB\n"
+    monkeypatch.setattr(limits, "open", lambda *a, **k: io.StringIO(fake), raising=False)
+    assert limits.available_bytes() == 2097152 * 1024  # 2 GiB
+    with pytest.raises(InvalidInput, match=r"needs about 1.5 GB of memory, more than 50% of the "
+                                           r"2 GB available"):
+        limits.check_cost("a case", 1.5 * 2 ** 30, 1.0)
+    limits.check_cost("a case", 0.9 * 2 ** 30, 1.0)  # under half: accepted
+
+    def no_proc(*a, **k):
+        raise OSError("no /proc")
+    monkeypatch.setattr(limits, "open", no_proc, raising=False)
+    import os
+    expect = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert limits.available_bytes() == expect  # the physical memory where /proc is absent
+    assert limits._fmt_bytes(3 * 2 ** 40) == "3 TB" and limits._fmt_bytes(512) == "512 B"
+    assert limits._fmt_bytes(2.0 ** 60) == "1.02e+03 PB"
