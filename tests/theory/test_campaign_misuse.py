@@ -261,9 +261,11 @@ def test_limit_defaults_and_boundaries(monkeypatch):
     with pytest.raises(InvalidInput, match=r"needs about 300 s \(estimated\), more than the limit "
                                            r"of 300 s"):
         limits.check_cost("a case", 1.0, 300.4e9)
-    monkeypatch.setenv("TVGRAD_CASE_SECONDS", "0")
-    with pytest.raises(InvalidInput, match="TVGRAD_CASE_SECONDS must be a finite number > 0"):
-        limits.seconds_limit()
+    for bad in ("0", "inf", "abc"):
+        monkeypatch.setenv("TVGRAD_CASE_SECONDS", bad)
+        with pytest.raises(InvalidInput, match=f"TVGRAD_CASE_SECONDS must be a finite number "
+                                               f"> 0, got '{bad}'"):
+            limits.seconds_limit()
 
 
 def test_memory_messages_and_the_meminfo_parse(monkeypatch):
