@@ -252,7 +252,7 @@ def _gtsrb(root: Path, download: bool):
     return FileImages(train), None, FileImages(test), "official train / test"
 
 
-def _folders(name: str, base: Path, files: list[Path]) -> list[tuple[Path, int]]:
+def _folders(name: str, files: list[Path]) -> list[tuple[Path, int]]:
     """(path, label) with the label from the class folder (the dataset's own folder names)."""
     index = {f: i for i, f in enumerate(PROMPTS[name]["folders"])}
     out = []
@@ -283,14 +283,14 @@ def _dtd(root: Path, download: bool):
             p = data / "labels" / f"{part}.txt"
             files += [data / "images" / line.strip() for line in p.read_text().splitlines()
                       if line.strip()]
-        return FileImages(_folders("DTD", data, files))
+        return FileImages(_folders("DTD", files))
     return listed("train1", "val1"), None, listed("test1"), "train1 + val1 / test1"
 
 
 def _eurosat(root: Path, download: bool):
     ref = root / "EuroSAT_splits"
     if all((ref / s).is_dir() for s in ("train", "val", "test")):
-        load = lambda s: FileImages(_folders("EuroSAT", ref / s, _images(ref / s)))  # noqa: E731
+        load = lambda s: FileImages(_folders("EuroSAT", _images(ref / s)))  # noqa: E731
         return load("train"), load("val"), load("test"), "EuroSAT_splits folders (the reference's)"
     if download:
         from torchvision import datasets as D
@@ -298,7 +298,7 @@ def _eurosat(root: Path, download: bool):
     folder = root / "eurosat" / "2750"
     if not folder.is_dir():
         raise FileNotFoundError(folder)
-    samples = _folders("EuroSAT", folder, _images(folder))
+    samples = _folders("EuroSAT", _images(folder))
     # the reference's sizes (270 validation + 270 test per class of 2 000-3 000), fixed seed;
     # for small stand-ins the same 1:1:8 proportions of each class (at least one sample each)
     gen = torch.Generator().manual_seed(SPLIT_SEED)
@@ -342,7 +342,7 @@ def _resisc45(root: Path, download: bool):
     lacking = [str(p) for p in files.values() if not p.exists()]
     if lacking:
         raise DatasetMissing(f"RESISC45 split files missing: {lacking}; {HOW['RESISC45']}")
-    load = lambda s: FileImages(_folders("RESISC45", images, resisc45_split_file(files[s], images)))  # noqa: E731
+    load = lambda s: FileImages(_folders("RESISC45", resisc45_split_file(files[s], images)))  # noqa: E731
     return load("train"), None, load("test"), "official split files (train / test)"
 
 

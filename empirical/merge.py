@@ -106,9 +106,8 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
     base = cfgs[0]
     sources = {"converged": [(c, "tau.safetensors", "tau of the full run") for c in cfgs],
                "one_epoch": [one_epoch_source(c) for c in cfgs]}
-    prints = {}
-    for run, _, _ in sources["converged"] + sources["one_epoch"]:
-        prints[run.run_dir] = _finished(run).get("theta0_fingerprint")
+    results = {run.run_dir: _finished(run) for run, _, _ in sources["converged"] + sources["one_epoch"]}
+    prints = {path: res.get("theta0_fingerprint") for path, res in results.items()}
     if len(set(prints.values())) > 1 or None in prints.values():
         listing = ", ".join(f"{p}: {str(v)[:12]}" for p, v in prints.items())
         raise RunsMismatch(f"the runs do not share theta0 (or predate its fingerprint): "
@@ -128,7 +127,7 @@ def merge(cfgs: list[FinetuneConfig], *, method: str = "task_arithmetic",
         evals[c.dataset] = (ImageClassifier(visual, head).to(device=device, dtype=dtype),
                             _loader(splits.val, bs, None, c.num_workers, device),
                             _loader(splits.test, bs, None, c.num_workers, device),
-                            read_json(c.run_dir / "results.json")["test_accuracy"])
+                            results[c.run_dir]["test_accuracy"])
     res = {"method": method, "model": base.model, "recipe": base.recipe, "seed": base.seed,
            "datasets": [c.dataset for c in cfgs], "alphas": list(alphas), "kinds": {},
            "theta0_fingerprint": next(iter(prints.values()))}

@@ -35,6 +35,7 @@ from ..errors import InvalidInput
 from .activations import ACTIVATIONS, ActivationConstants
 from .cases import FFNProblem as Problem
 from .losses import LOSSES
+from .rounding import U64, gamma
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,7 @@ def spectral_upper(W: Tensor) -> float:
     V = W / peak                                   # entries in [-1, 1], at least one ±1
     rows, cols = V.shape if V.dim() == 2 else (V.numel(), 1)
     r = min(rows, cols)
-    u = 2.0 ** -53
-    gamma = lambda n: n * u / (1 - n * u)  # noqa: E731
-    fro = float(V.norm()) * (1 + gamma(rows * cols))
+    fro = float(V.norm()) * (1 + gamma(rows * cols, U64))
     A = V.T @ V if rows >= cols else V @ V.T
     log_scale = 0.0  # ‖A^m‖_F = exp(log_scale) · ‖B‖_F with B kept at Frobenius norm 1
     B = A
@@ -109,7 +108,7 @@ def spectral_upper(W: Tensor) -> float:
         B = B @ B
     m = 2 ** SQUARINGS
     est = math.exp((log_scale + math.log(float(B.norm()))) / (2 * m))
-    est *= 1 + 2 * r * gamma(r) + 4 * u
+    est *= 1 + 2 * r * gamma(r, U64) + 4 * U64
     return peak * min(fro, est)
 
 
@@ -206,8 +205,6 @@ def forward_error(prob: Problem, x: Tensor) -> Tensor:
     (:data:`ACTIVATION_ULPS`). The per-layer magnitudes are themselves computed in float64
     and enlarged by one more γ.
     """
-    u = 2.0 ** -53
-    gamma = lambda n: n * u / (1 - n * u)  # noqa: E731
     spec = prob.case.spec
     act = ACTIVATIONS[spec.activation]
     a1 = act.bound_constants().a1
@@ -220,10 +217,10 @@ def forward_error(prob: Problem, x: Tensor) -> Tensor:
         mag = h.abs() @ W.abs().T + (b.double().abs() if b is not None else 0.0)
         m = W.shape[1] + 1
         z = h @ W.T + (b.double() if b is not None else 0.0)
-        ez = norms[l] * e + gamma(m) * (1 + gamma(m)) * mag.norm(dim=1)
+        ez = norms[l] * e + gamma(m, U64) * (1 + gamma(m, U64)) * mag.norm(dim=1)
         if l < len(layers) - 1:
             h = act.fn(z)
-            e = a1 * ez + ACTIVATION_ULPS * u * h.norm(dim=1)
+            e = a1 * ez + ACTIVATION_ULPS * U64 * h.norm(dim=1)
         else:
             e = ez
     return e
@@ -249,6 +246,31 @@ def jacobian_norms_at_theta0(prob: Problem, x: Tensor) -> Tensor | None:
     return torch.linalg.matrix_norm(Js.double(), ord=2) * (1 + 1e-12)
 
 
+@dataclass(frozen=True)
+class AtTheta0:
+    """What :func:`bounds` needs at θ₀ that does not depend on R (computed once per task and
+    batch: the regime searches call :func:`bounds` for many R).
+    """
+
+    out0: Tensor  # f(x; θ₀), float64
+    fwd: Tensor  # forward_error(prob, x)
+    J0: Tensor | None  # jacobian_norms_at_theta0(prob, x)
+
+
+def at_theta0(prob: Problem, task: int = 0, index: Tensor | None = None) -> AtTheta0:
+    """The cached :class:`AtTheta0` of ``task`` (optionally over the samples ``index``)."""
+    cache = prob.__dict__.setdefault("_at_theta0", {})
+    key = (task, None if index is None else tuple(index.tolist()))
+    if key not in cache:
+        d = prob.data[task]
+        x = d.x if index is None else d.x[index]
+        with torch.no_grad():
+            out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0),
+                                              (x,)).double()
+        cache[key] = AtTheta0(out0, forward_error(prob, x), jacobian_norms_at_theta0(prob, x))
+    return cache[key]
+
+
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
            naive: bool = False, terms: BoundTerms = TRUE_TERMS) -> Bounds:
     """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
@@ -270,36 +292,25 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
     J, S, F = sample_bounds(prob, R, x, naive, terms)
-    if not naive:
+    t0 = None if naive else at_theta0(prob, task, index)
+    if t0 is not None and t0.J0 is not None:
         # bound (b): the Jacobian measured at θ₀ plus its change over the ball. For the
         # symmetric bilinear D²f, sup over unit v, w of ‖D²f[v, w]‖ ≤ sup_u ‖D²f[u, u]‖ ≤ S
         # (polarization), so ‖J(θ)‖₂ ≤ ‖J(θ₀)‖₂ + S·R on the ball (mean value theorem).
-        key = ("_jac0", task, None if index is None else tuple(index.tolist()))
-        cache = prob.__dict__.setdefault("_jac0_cache", {})
-        if key not in cache:
-            cache[key] = jacobian_norms_at_theta0(prob, x)
-        J0 = cache[key]
-        if J0 is not None:
-            J = torch.minimum(J, terms.jacobian_scale * J0 + S * R)
+        J = torch.minimum(J, terms.jacobian_scale * t0.J0 + S * R)
     loss = LOSSES[prob.case.loss]
-    resid0 = out0 = None
-    if (loss.needs_residual or loss.local is not None) and not naive:
-        with torch.no_grad():
-            out0 = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0),
-                                              (x,)).double()
-        fwd = forward_error(prob, x)
-    if loss.needs_residual and not naive:
+    resid0 = None
+    if loss.needs_residual and t0 is not None:
         # the exact residual of the stored weights and targets: the computed one plus the
         # forward rounding error (a computed 0 at a minimum is not an exact 0)
-        u = 2.0 ** -53
-        r = (out0 - y.double()).norm(dim=1)
-        resid0 = r * (1 + 4 * u) + fwd * (1 + 4 * u)
+        r = (t0.out0 - y.double()).norm(dim=1)
+        resid0 = r * (1 + 4 * U64) + t0.fwd * (1 + 4 * U64)
     c1 = loss.c1(F, y, resid0, J, R) * terms.c1_scale
     c2 = torch.full_like(c1, terms.c2(prob.case.loss))
-    if loss.local is not None and not naive:
+    if loss.local is not None and t0 is not None:
         # bound (c): per-sample constants from the outputs at θ₀; a planted variant's change of
         # the global constant applies as the same factor
-        lc1, lc2 = loss.local(out0, y, J * R + fwd)
+        lc1, lc2 = loss.local(t0.out0, y, J * R + t0.fwd)
         c1 = torch.minimum(c1, lc1 * terms.c1_scale)
         c2 = torch.minimum(c2, lc2 * (terms.c2(prob.case.loss) / loss.c2))
     per_M = c2 * J ** 2 + c1 * S
@@ -408,11 +419,10 @@ def certified_grad_norm(prob: Problem, g_computed: Tensor, task: int = 0) -> flo
     forward error of the residuals times the Jacobian bound at R = 0 (the residual part of
     the gradient error; see :func:`forward_error`).
     """
-    d = prob.data[task]
-    J = sample_bounds(prob, 0.0, d.x)[0]
+    J = sample_bounds(prob, 0.0, prob.data[task].x)[0]
     extra = 0.0
     if LOSSES[prob.case.loss].needs_residual:
-        extra = float((J * forward_error(prob, d.x)).mean())
+        extra = float((J * at_theta0(prob, task).fwd).mean())
     return float(g_computed.norm()) * (1 + 1e-12) + extra * (1 + 1e-12)
 
 

@@ -10,6 +10,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 
 from .derivatives import HVPOperator, dense_hessian
+from .rounding import U64
 
 DENSE_MAX = 1500
 
@@ -55,7 +56,7 @@ def lanczos_top(op: HVPOperator, theta: Tensor, tol: float = 1e-12) -> tuple[flo
     x = x / x.norm()
     Hx = op(x)
     lam = float(torch.dot(x, Hx))
-    r = float((Hx - lam * x).norm()) + p * 2.0 ** -53 * abs(lam)
+    r = float((Hx - lam * x).norm()) + p * U64 * abs(lam)
     return abs(float(vals[0])), x, r
 
 

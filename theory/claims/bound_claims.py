@@ -29,12 +29,13 @@ from ..bound import (
 from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient, hvp
 from ..nets import NetSpec
+from ..rounding import U64
 from ..sharp import corner_cases, load_sharp_cases
 from ..spectrum import hessian_spectral_norm
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
 
-U64 = 2.0 ** -53
+
 # Tolerance on an exact eigenvalue / norm: the symmetric eigensolver's backward error
 # ‖E‖ ≤ c·p·u·‖H‖₂ moves every eigenvalue by at most that (Weyl); c = 10 covers LAPACK's
 # constant for the sizes used here. The gradient norm is a sum of p squares: relative p·u.
@@ -223,15 +224,15 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
         return Outcome(INCONCLUSIVE, meas, "outside the regime: no R with kηG(R) ≤ R nor with "
                                            "‖g‖((1+ηM)^(k−1) − 1)/M ≤ R")
     nan = math.nan
-    apriori = naive = nan
+    apriori = naive = anchored = nan
     if R is not None:
         ab = bounds(prob, R, terms=bt)
         apriori = apriori_error_bound(ab, eta, k) * scale * terms["scale_apriori"]
         naive = apriori_error_bound(bounds(prob, R, naive=True), eta, k)
-    anchored = nan
     if Ra is not None:
-        anchored = g_anchored_error_bound(bounds(prob, Ra, terms=bt).M, g_cert, eta, k) \
-            * scale * terms["scale_g_anchored"]
+        aa = bounds(prob, Ra, terms=bt)
+        anchored = g_anchored_error_bound(aa.M, g_cert, eta, k) * scale \
+            * terms["scale_g_anchored"]
     # the actual trajectory, with every iterate's distance to θ₀
     theta, dists = th.clone(), []
     for _ in range(k):
@@ -261,7 +262,7 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                 apriori_over_g_anchored=apriori / anchored if anchored > 0 else math.nan,
                 # useful: the bound below the first-order term itself (else it says nothing)
                 best_over_first_order=best / (k * eta * g_cert) if g_cert > 0 else math.nan,
-                hessian_exact_over_bound=(exact_H / bounds(prob, R if R is not None else Ra).M))
+                hessian_exact_over_bound=exact_H / (ab if R is not None else aa).M)
     for name, bound in (("a-priori", apriori), ("g-anchored", anchored), ("trajectory", traj)):
         if not math.isnan(bound) and actual - floor > bound:
             return Outcome(VIOLATED, meas, f"actual error {actual:.6e} exceeds the {name} bound "

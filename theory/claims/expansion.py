@@ -51,6 +51,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..rounding import U64
 from .base import DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Outcome
 
 RHO = 0.1
@@ -60,7 +61,6 @@ MIN_DECADES = 1.0
 CONTAMINATION = 0.21
 PER_DECADE = 4
 QUIET_DECADES = 3.0
-U64 = 2.0 ** -53
 
 
 @dataclass
