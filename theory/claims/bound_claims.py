@@ -49,6 +49,7 @@ BOUND_TERMS: Mapping = {
     "c2": BoundTerms.c2,                   # loss ↦ c₂
     "jacobian": BoundTerms.jacobian,       # per-layer Jacobian coefficients used
     "c1_scale": 1.0,                       # factor on c₁
+    "jacobian_scale": 1.0,                 # factor on the Jacobian measured at θ₀ (bound b)
     "weight_ball": BoundTerms.weight_ball,  # R ↦ term added to ‖W_l⁰‖₂ over the ball
     "bias_ball": BoundTerms.bias_ball,     # R ↦ term added to ‖b_l⁰‖ over the ball
     "scale": 1.0,                          # the bound as derived (all three error bounds)
@@ -59,7 +60,8 @@ BOUND_TERMS: Mapping = {
 
 def _terms(terms: Mapping) -> tuple[BoundTerms, float]:
     return (BoundTerms(terms["activation"], terms["c2"], terms["jacobian"], terms["c1_scale"],
-                       terms["weight_ball"], terms["bias_ball"]), terms["scale"])
+                       terms["weight_ball"], terms["bias_ball"], terms["jacobian_scale"]),
+            terms["scale"])
 
 
 def _lowered(field: str, factor: float = 0.9):
@@ -83,6 +85,7 @@ SHARPNESS = (
     ("c2_low", "loss constant c₂ lowered by 10 %", {"c2": lambda loss: 0.9 * BoundTerms.c2(loss)}),
     ("weight_ball_dropped", "‖W_l‖ over the ball without its + R", {"weight_ball": lambda R: 0.0}),
     ("bias_ball_dropped", "‖b_l‖ over the ball without its + R", {"bias_ball": lambda R: 0.0}),
+    ("jacobian0_low", "‖J(θ₀)‖₂ measured at θ₀ lowered by 10 %", {"jacobian_scale": 0.9}),
 )
 
 
@@ -309,9 +312,9 @@ _edge = (Case(spec=NetSpec(1, (1,), 1, "tanh"), n=1, seed=1, eta=0.01, epochs=2,
 
 SHARP = load_sharp_cases()
 _M_CONSTANTS = ("a1_low", "a2_low", "sup_sigma_low", "beta_low", "kappa_low", "c1_low", "c2_low",
-                "weight_ball_dropped", "bias_ball_dropped")
+                "weight_ball_dropped", "bias_ball_dropped", "jacobian0_low")
 _G_CONSTANTS = ("a1_low", "sup_sigma_low", "beta_low", "kappa_low", "c1_low",
-                "weight_ball_dropped", "bias_ball_dropped")
+                "weight_ball_dropped", "bias_ball_dropped", "jacobian0_low")
 _ERROR_BOUNDS = (("apriori_low", "a-priori bound lowered by 10 %", {"scale_apriori": 0.9}),
                  ("g_anchored_low", "g-anchored bound lowered by 10 %", {"scale_g_anchored": 0.9}),
                  ("trajectory_low", "trajectory bound lowered by 10 %", {"scale_trajectory": 0.9}),
