@@ -58,7 +58,12 @@ verify-clip: $(STAMP)  ## the claims on CLIP (offline default: tiny random ViT, 
 report: $(STAMP)  ## re-render $(OUT)/theory.html from theory.json and the CSV (no claim re-run)
 	$(BIN)/tvgrad report --out $(OUT)
 
-bench: $(STAMP)  ## HVP/gradient ratios, examples/s per claim; CLIP gradient/HVP time and memory (tiny, ViT-B-32)
+BENCH_STAMP := $(VENV)/.tvgrad-bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## HVP/gradient ratios beside autograd, curvlinops, PyHessian; spectra; claims/s; CLIP costs
 	$(BIN)/python -m tvgrad.theory.bench --json $(OUT)/bench.json
 	$(BIN)/python -m tvgrad.empirical.bench_clip --bench-json $(OUT)/bench.json
 

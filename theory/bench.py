@@ -1,4 +1,6 @@
-"""``make bench``: HVP/gradient time ratios for both HVP modes, and examples/s per claim.
+"""``make bench``: HVP/gradient time ratios for both HVP modes, side by side with plain autograd
+and the peers (curvlinops, PyHessian) when installed (``pip install -e '.[bench]'``, which
+``make bench`` does); the dense-vs-Lanczos crossover of the spectral norm; examples/s per claim.
 
 Timings are medians over repeats of ``torch.utils.benchmark.Timer`` (which synchronises and
 warms up), float64 on the CPU, one thread per process as in the campaign workers.
@@ -7,6 +9,7 @@ warms up), float64 on the CPU, one thread per process as in the campaign workers
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -27,21 +30,116 @@ def _median(fn, min_run_time: float) -> float:
     return Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 
+def _plain_autograd(prob: Problem):
+    """The same loss's gradient as a user would take it: ``loss.backward`` on the module."""
+    import torch.nn.functional as F
+    module = prob.module_at_theta0()
+    params = list(module.parameters())
+    x, y = prob.data[0].x, prob.data[0].y
+    return lambda: torch.autograd.grad(F.cross_entropy(module(x), y), params)
+
+
+def peer_times(prob: Problem, v, min_run_time: float) -> dict:
+    """Seconds of a Hessian-vector product by curvlinops and PyHessian (each skipped when not
+    installed): curvlinops' ``HessianLinearOperator`` matvec; PyHessian's fresh product (its
+    ``hessian`` object builds the gradient graph, then one product) and a further product
+    over the kept graph.
+    """
+    import warnings
+
+    import torch.nn.functional as F
+    out = {}
+    x, y = prob.data[0].x, prob.data[0].y
+    try:
+        from curvlinops import HessianLinearOperator
+    except ImportError:
+        HessianLinearOperator = None
+    if HessianLinearOperator is not None:
+        module = prob.module_at_theta0()
+        H = HessianLinearOperator(module, torch.nn.CrossEntropyLoss(), list(module.parameters()),
+                                  [(x, y)], check_deterministic=False)
+        try:
+            out["curvlinops_hvp_s"] = _median(lambda: H @ v, min_run_time)
+        except (NotImplementedError, RuntimeError) as exc:  # e.g. no forward AD for an op
+            out["curvlinops_error"] = str(exc).splitlines()[0][:200]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pyhessian import hessian as PyHessian
+            from pyhessian.utils import hessian_vector_product
+    except ImportError:
+        PyHessian = None
+    if PyHessian is not None:
+        module = prob.module_at_theta0()
+        vs = list(prob.layout.unflatten(v).values())
+
+        def fresh():
+            for q in module.parameters():
+                q.grad = None
+            h = PyHessian(module, F.cross_entropy, data=(x, y), cuda=False)
+            return hessian_vector_product(h.gradsH, h.params, vs)
+        out["pyhessian_hvp_s"] = _median(fresh, min_run_time)
+        for q in module.parameters():
+            q.grad = None
+        h = PyHessian(module, F.cross_entropy, data=(x, y), cuda=False)
+        out["pyhessian_reused_s"] = _median(lambda: hessian_vector_product(h.gradsH, h.params, vs),
+                                            min_run_time)
+    return out
+
+
 def hvp_table(min_run_time: float = 0.5) -> list[dict]:
-    """Gradient, jvp∘grad and vjp∘grad times on the benchmark networks."""
+    """Gradient (ours and plain autograd), jvp∘grad, vjp∘grad, reused-product and peer times
+    on the benchmark networks.
+    """
     rows = []
     for name, spec, n in SIZES:
         prob = Problem.build(Case(spec=spec, loss="cross_entropy", n=n, seed=0))
         f, th = prob.loss_fn(0), prob.theta0
         v = torch.randn_like(th)
+        plain = _plain_autograd(prob)
+        ta = _median(plain, min_run_time)
         tg = _median(lambda: gradient(f, th), min_run_time)
+        ta = min(ta, _median(plain, min_run_time))  # interleaved: the plain gradient's best
         tf = _median(lambda: hvp_fwd_rev(f, th, v), min_run_time)
         tr = _median(lambda: hvp_rev_rev(f, th, v), min_run_time)
         op = HVPOperator(f, th)  # linearised once; each further product reuses the pullback
         tu = _median(lambda: op(v), min_run_time)
+        peers = peer_times(prob, v, min_run_time)
         rows.append({"size": name, "params": spec.num_params, "grad_ms": tg * 1e3,
+                     "autograd_ms": ta * 1e3, "grad_over_autograd": tg / ta,
                      "fwd_rev_ms": tf * 1e3, "rev_rev_ms": tr * 1e3, "reused_ms": tu * 1e3,
-                     "fwd_rev_ratio": tf / tg, "rev_rev_ratio": tr / tg, "reused_ratio": tu / tg})
+                     "fwd_rev_ratio": tf / tg, "rev_rev_ratio": tr / tg, "reused_ratio": tu / tg,
+                     **{k: t for k, t in peers.items()}})
+    return rows
+
+
+SPECTRUM_WIDTHS = ((4, 1), (8, 2), (12, 2), (16, 3), (24, 3), (32, 3))
+
+
+def spectrum_crossover(repeats: int = 3) -> list[dict]:
+    """Seconds of ‖∇²L‖₂ by the dense path and by Lanczos (tol 1e-12, one linearisation) on
+    networks of growing p (tanh, cross-entropy, n = 32), the products Lanczos took and its
+    relative difference from the dense value: where ``spectrum.DENSE_MAX`` comes from.
+    """
+    from .spectrum import hessian_spectral_norm_dense, lanczos_top
+    rows = []
+    for w, d in SPECTRUM_WIDTHS:
+        spec = NetSpec(8, (w,) * d, 4, "tanh")
+        prob = Problem.build(Case(spec=spec, loss="cross_entropy", n=32, seed=0))
+        f, th = prob.loss_fn(0), prob.theta0
+        best_d = best_l = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            dense = hessian_spectral_norm_dense(f, th)[0]
+            best_d = min(best_d, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            op = HVPOperator(f, th)
+            val, _, r = lanczos_top(op, th, tol=1e-12)
+            best_l = min(best_l, time.perf_counter() - t0)
+        rows.append({"network": f"spectrum p={spec.num_params}", "kind": "spectrum",
+                     "params": spec.num_params, "dense_s": best_d, "lanczos_s": best_l,
+                     "lanczos_products": op.count, "lanczos_rel_diff": abs(val - dense) / dense,
+                     "lanczos_residual_rel": r / dense, "torch": torch.__version__})
     return rows
 
 
@@ -110,18 +208,43 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, float64, CPU, 1 thread. Targets: HVP/grad ≤ 2.0×, "
           f"a further product at the same θ ≤ 1.0×\n")
-    print(f"{'network':22} {'params':>8} {'grad ms':>9} {'jvp∘grad ms':>12} {'vjp∘grad ms':>12} "
-          f"{'reused ms':>10} {'jvp∘grad/grad':>14} {'vjp∘grad/grad':>14} {'reused/grad':>12}")
+    print(f"{'network':22} {'params':>8} {'grad ms':>9} {'/autograd':>10} {'jvp∘grad/grad':>14} "
+          f"{'vjp∘grad/grad':>14} {'reused/grad':>12} {'curvlinops/grad':>16} "
+          f"{'PyHessian/grad':>15} {'its reused/grad':>16}")
     table = hvp_table(args.min_run_time)
+    na = "—"
     for r in table:
-        print(f"{r['size']:22} {r['params']:>8} {r['grad_ms']:>9.3f} {r['fwd_rev_ms']:>12.3f} "
-              f"{r['rev_rev_ms']:>12.3f} {r['reused_ms']:>10.3f} {r['fwd_rev_ratio']:>13.2f}× "
-              f"{r['rev_rev_ratio']:>13.2f}× {r['reused_ratio']:>11.2f}×")
+        peer = {k: (f"{r[k] / r['grad_ms'] * 1e3:.2f}×" if k in r else na)
+                for k in ("curvlinops_hvp_s", "pyhessian_hvp_s", "pyhessian_reused_s")}
+        if "curvlinops_error" in r:
+            peer["curvlinops_hvp_s"] = "error¹"
+        print(f"{r['size']:22} {r['params']:>8} {r['grad_ms']:>9.3f} "
+              f"{r['grad_over_autograd']:>9.2f}× {r['fwd_rev_ratio']:>13.2f}× "
+              f"{r['rev_rev_ratio']:>13.2f}× {r['reused_ratio']:>11.2f}× "
+              f"{peer['curvlinops_hvp_s']:>16} {peer['pyhessian_hvp_s']:>15} "
+              f"{peer['pyhessian_reused_s']:>16}")
+    for r in table:
+        if "curvlinops_error" in r:
+            print(f"¹ curvlinops on {r['size'].split()[0]}: {r['curvlinops_error']}")
+    spectrum = spectrum_crossover()
+    print(f"\n{'‖∇²L‖₂ of':22} {'dense ms':>9} {'Lanczos ms':>11} {'products':>9} {'rel diff':>9}")
+    for r in spectrum:
+        print(f"{r['network']:22} {r['dense_s'] * 1e3:>9.1f} {r['lanczos_s'] * 1e3:>11.1f} "
+              f"{r['lanczos_products']:>9} {r['lanczos_rel_diff']:>9.1e}")
     if args.json:
-        write_rows(args.json, [bench_row(r["size"].split()[0], r["params"], r["grad_ms"] / 1e3,
-                                         r["rev_rev_ms"] / 1e3, r["reused_ms"] / 1e3,
-                                         fwd_rev_s=r["fwd_rev_ms"] / 1e3, dtype="float64",
-                                         threads=1) for r in table])
+        rows = []
+        for r in table:
+            g = r["grad_ms"] / 1e3
+            peers = {k: r[k] for k in ("curvlinops_hvp_s", "pyhessian_hvp_s", "pyhessian_reused_s")
+                     if k in r}
+            errors = {k: r[k] for k in ("curvlinops_error",) if k in r}
+            rows.append(bench_row(
+                r["size"].split()[0], r["params"], g, r["rev_rev_ms"] / 1e3, r["reused_ms"] / 1e3,
+                fwd_rev_s=r["fwd_rev_ms"] / 1e3, autograd_grad_s=r["autograd_ms"] / 1e3,
+                grad_over_autograd=r["grad_over_autograd"], dtype="float64", threads=1, **peers,
+                **errors,
+                **{k.replace("_s", "_over_grad"): t / g for k, t in peers.items()}))
+        write_rows(args.json, rows + spectrum)
         print(f"\nwrote {args.json}")
     print(f"\n{'network':22} {'forward ms':>11} {'first M,G ms':>13} {'/forward':>9} "
           f"{'next R ms':>10} {'/forward':>9}")

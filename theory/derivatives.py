@@ -16,6 +16,15 @@ Two matrix-free Hessian-vector products are provided:
 to in the tests. :func:`hvp` is the one the claims use: rev-rev, the faster of the two in
 ``make bench`` on every size measured on the CPU (1.8–2.5× a gradient, against 2.8–3.1× for
 fwd-rev; README, "Benchmarks").
+
+**Eager fast path.** Outside any ``torch.func`` transform, for a flat tensor θ that is not
+itself part of an autograd graph, :func:`gradient`, :func:`hvp_rev_rev` and
+:class:`HVPOperator` compute the same rev-rev products with plain ``torch.autograd.grad`` on
+a fresh leaf (``create_graph`` for the second pass): the same kernels without ``torch.func``'s
+per-call wrapping, which cost 1.2–1.7× a plain autograd gradient (``make bench``:
+``grad_over_autograd``). Inside a transform (``vmap`` over an η grid, ``jvp`` through the
+steps, ``grad`` of an HVP) or for a θ that requires grad, they use ``torch.func`` as before, so
+they compose exactly as ``torch.func`` functions do.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+from torch._C._functorch import maybe_current_level
 from torch.func import grad, hessian, jvp, vjp
 
 from ..errors import InvalidInput
@@ -82,13 +92,32 @@ def _add(a: Params | None, b: Params) -> Params:
     return {k: a[k] + b[k] for k in b}
 
 
+def _eager(theta: Params) -> bool:
+    """Plain autograd applies: a flat tensor outside every ``torch.func`` transform and outside
+    any autograd graph of the caller (whose derivatives through θ must keep flowing).
+    """
+    return (isinstance(theta, Tensor) and not theta.requires_grad
+            and maybe_current_level() is None)
+
+
+def _autograd_grad(f: Scalar, theta: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
+    """(∇f(θ), the leaf it was taken at), by ``torch.autograd.grad`` on a fresh leaf."""
+    leaf = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(f(leaf), leaf, create_graph=create_graph,
+                                   allow_unused=True, materialize_grads=True)
+    return g, leaf
+
+
 def gradient(f: Scalar, theta: Params) -> Params:
     r""":math:`\nabla f(\theta)` (part by part for a :class:`SumOfParts`)."""
     if isinstance(f, SumOfParts):
         g = None
         for w, part in f.parts:
-            g = _add(g, _scaled(w, grad(part)(theta)))
+            g = _add(g, _scaled(w, gradient(part, theta)))
         return g
+    if _eager(theta):
+        return _autograd_grad(f, theta, create_graph=False)[0]
     return grad(f)(theta)
 
 
@@ -139,6 +168,8 @@ def hvp_rev_rev(f: Scalar, theta: Params, v: Params) -> Params:
         for w, part in f.parts:
             h = _add(h, _scaled(w, hvp_rev_rev(part, theta, v)))
         return h
+    if _eager(theta):
+        return HVPOperator(f, theta)(v)
     with _second_order(f):
         _, pullback = vjp(grad(f), theta)
         return pullback(v)[0]
@@ -171,7 +202,12 @@ class HVPOperator:
             return
         self._parts = None
         with _second_order(f):
-            self.grad, self._pullback = vjp(grad(f), theta)
+            if _eager(theta):  # plain autograd: the first pass kept with its graph
+                g, leaf = _autograd_grad(f, theta, create_graph=True)
+                self.grad = g.detach()
+                self._pullback = _AutogradPullback(g, leaf)
+            else:
+                self.grad, self._pullback = vjp(grad(f), theta)
 
     def __call__(self, v: Params) -> Params:
         """H v."""
@@ -184,6 +220,21 @@ class HVPOperator:
             return h
         with _second_order(None):
             return self._pullback(v)[0]
+
+
+class _AutogradPullback:
+    """v ↦ (∇_θ⟨∇f(θ), v⟩,): the second backward pass over a kept gradient graph."""
+
+    def __init__(self, g: Tensor, leaf: Tensor):
+        self.g, self.leaf = g, leaf
+
+    def __call__(self, v: Tensor) -> tuple[Tensor]:
+        if not self.g.requires_grad:  # f is affine in θ: the Hessian is zero
+            return (torch.zeros_like(self.leaf),)
+        with torch.enable_grad():
+            (hv,) = torch.autograd.grad(self.g, self.leaf, v, retain_graph=True,
+                                        allow_unused=True, materialize_grads=True)
+        return (hv,)
 
 
 class NotTwiceDifferentiable(InvalidInput):
