@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint verify verify-clip report bench bench-gpu empirical mutate clean adversary
+.PHONY: help install test test-all lint verify deep verify-clip report bench bench-gpu empirical mutate clean adversary
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -47,6 +47,9 @@ lint: $(STAMP)  ## ruff: pyflakes, import order, pydocstyle (Google) on the publ
 
 verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json, theory_examples.csv, theory.html
 	$(BIN)/tvgrad verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+
+deep: $(STAMP)  ## the deep profile: 2000 examples per claim, depth <= 6, width <= 128 (~10 min); writes $(OUT)/deep/
+	$(BIN)/tvgrad verify --profile deep --seed $(SEED) --jobs $(JOBS) --out $(OUT)/deep
 
 MODEL ?= tvgrad-tiny-ViT
 PRETRAINED ?= none

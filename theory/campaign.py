@@ -32,7 +32,7 @@ from hypothesis import Phase, given, settings
 from ..errors import InvalidInput
 from ..io import csv_text
 from ..publish import locked, publish
-from . import SCHEMA_VERSION
+from . import SCHEMA_VERSION, strategies
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
 from .profiles import EXAMPLES, profile_name
 
@@ -202,7 +202,8 @@ def freeze_local_constants() -> None:
 def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, seed: int,
               derandomize: bool = False, shrink: bool = True, budget_s: float | None = None,
               deadline: float | None = None,
-              progress: Callable[[ExampleRecord], None] | None = None) -> RunResult:
+              progress: Callable[[ExampleRecord], None] | None = None,
+              sizes: str | None = None) -> RunResult:
     """Run ``claim`` (or its ``variant``) on its pinned examples, then random examples.
 
     Stops at the first violation or error, which is then shrunk (when ``shrink``): by
@@ -221,10 +222,19 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
         budget_s: wall-time budget in seconds.
         deadline: wall-clock time (``time.time()``) after which no example starts.
         progress: called with each recorded example.
+        sizes: ``"deep"``: draw networks of the deep profile's sizes
+            (:data:`tvgrad.theory.strategies.DEEP_SIZES`); None: each claim's own.
 
     Returns:
         The :class:`RunResult` with every example, the counterexample, any error.
     """
+    with strategies.sizes(sizes):
+        return _run_claim(claim, variant, max_examples, seed, derandomize, shrink, budget_s,
+                          deadline, progress)
+
+
+def _run_claim(claim, variant, max_examples, seed, derandomize, shrink, budget_s, deadline,
+               progress) -> RunResult:
     freeze_local_constants()  # the same examples for a seed, whatever ran before
     res = RunResult(claim.id, variant, asked=max_examples + len(claim.examples))
     t0 = time.perf_counter()
@@ -505,7 +515,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None,
          registry: Mapping[str, Claim] | None = None) -> RunResult:
-    claim_id, variant, max_examples, seed, derandomize, budget, factory = args
+    claim_id, variant, max_examples, seed, derandomize, budget, factory, sizes = args
     if registry is None and factory is not None:  # a worker process rebuilds the registry
         registry = factory[0](factory[1])
     deadline = None
@@ -516,7 +526,7 @@ def _job(args: tuple, progress: Callable[[ExampleRecord], None] | None = None,
     with torch_threads(1):
         return run_claim((registry or CLAIMS)[claim_id], variant=variant, max_examples=max_examples,
                          seed=seed, derandomize=derandomize, shrink=variant is None,
-                         deadline=deadline, progress=progress)
+                         deadline=deadline, progress=progress, sizes=sizes)
 
 
 def check_out_dir(out: Path) -> Path:
@@ -674,8 +684,9 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         outputs.flush()  # valid (empty, incomplete) results from the start
         end = None if time_budget is None else time.time() + time_budget
         jobs_ = max(jobs, 1)
+        sizes = "deep" if profile == "deep" else None
         args = [(cid, v, n, seed, profile == "ci",
-                 None if end is None else (end, jobs_, len(tasks) - i), factory)
+                 None if end is None else (end, jobs_, len(tasks) - i), factory, sizes)
                 for i, (cid, v) in enumerate(tasks)]
         from tqdm import tqdm
         bar = tqdm(total=len(tasks), desc="claims and variants", unit="run", file=sys.stderr,

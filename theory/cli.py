@@ -20,7 +20,7 @@ def add_commands(sub) -> None:
     v = sub.add_parser("verify", help="run the campaign; write theory.json, theory_examples.csv "
                                       "and theory.html")
     v.add_argument("--profile", default=None,
-                   help="ci, dev or verify (default: $TVGRAD_PROFILE or verify)")
+                   help="ci, dev, verify or deep (default: $TVGRAD_PROFILE or verify)")
     v.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"Hypothesis seed (default {DEFAULT_SEED})")
     v.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")

@@ -3,6 +3,9 @@
 * ``ci``: derandomized, no deadline, few examples — what ``make test`` and CI run.
 * ``dev``: a quick local run with random seeds.
 * ``verify``: the campaign behind ``make verify`` — at least 200 examples per claim.
+* ``deep``: ``make deep`` — 2 000 random examples per claim, networks up to depth 6 and width
+  128 for every claim (:data:`tvgrad.theory.strategies.DEEP_SIZES`), in about 10 minutes on
+  2 cores.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ ENV = "TVGRAD_PROFILE"
 _COMMON = dict(deadline=None, database=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
-EXAMPLES = {"ci": 12, "dev": 40, "verify": 200}
+EXAMPLES = {"ci": 12, "dev": 40, "verify": 200, "deep": 2000}
 
 settings.register_profile("ci", max_examples=EXAMPLES["ci"], derandomize=True, **_COMMON)
 settings.register_profile("dev", max_examples=EXAMPLES["dev"], **_COMMON)
 settings.register_profile("verify", max_examples=EXAMPLES["verify"], **_COMMON)
+settings.register_profile("deep", max_examples=EXAMPLES["deep"], **_COMMON)
 
 
 def profile_name(name: str | None = None) -> str:

@@ -7,7 +7,9 @@ one line that ``tvgrad reproduce`` re-runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -28,14 +30,51 @@ def _check_range(name: str, lo, hi, min_allowed) -> None:
         raise InvalidArgument(f"{name}: max {hi!r} < min {lo!r}")
 
 
+# -- network sizes per profile -----------------------------------------------------------
+DEEP_SIZES = {"max_depth": 6, "max_width": 128, "width_dist": "log"}
+"""What the ``deep`` profile draws instead of each claim's own sizes: depth up to 6 and width
+up to 128 for every claim, widths log-uniform (so that wide layers are reached while most
+networks stay small enough for 2 000 examples per claim in the profile's time)."""
+
+_SIZES: dict | None = None
+
+
+@contextlib.contextmanager
+def sizes(name: str | None) -> Iterator[None]:
+    """Inside the block, :func:`sized` gives the sizes of profile ``name`` (``"deep"``, or None
+    for each claim's own).
+    """
+    global _SIZES
+    if name not in (None, "deep"):
+        raise InvalidArgument(f"unknown sizes {name!r}: None or 'deep'")
+    before, _SIZES = _SIZES, (DEEP_SIZES if name == "deep" else None)
+    try:
+        yield
+    finally:
+        _SIZES = before
+
+
+def sized(*, max_depth: int, max_width: int) -> dict:
+    """A claim's network sizes (its own, or the ``deep`` profile's inside :func:`sizes`)."""
+    if _SIZES is None:
+        return {"max_depth": max_depth, "max_width": max_width}
+    return dict(_SIZES)
+
+
 @st.composite
 def net_specs(draw, *, min_depth: int = 1, max_depth: int = 4, min_width: int = 1,
               max_width: int = 32, activations: tuple[str, ...] = ALL_ACTIVATIONS,
               max_in_dim: int = 8, max_out_dim: int = 6, min_out_dim: int = 1,
-              bias: bool | None = None) -> NetSpec:
-    """Feed-forward architectures: depth, widths, activation, bias, input/output sizes."""
+              bias: bool | None = None, width_dist: str = "uniform") -> NetSpec:
+    """Feed-forward architectures: depth, widths, activation, bias, input/output sizes.
+
+    ``width_dist="log"`` draws each width as ⌊2^U⌋, U uniform on [log₂ min, log₂(max + 1)),
+    so that every octave of widths is equally likely (shrinks towards ``min_width``).
+    """
     _check_range("depth", min_depth, max_depth, 1)
     _check_range("width", min_width, max_width, 1)
+    if width_dist not in ("uniform", "log"):
+        raise InvalidArgument(f"width_dist must be 'uniform' or 'log', got {width_dist!r}")
     _check_range("out_dim", min_out_dim, max_out_dim, 1)
     _check_range("in_dim", 1, max_in_dim, 1)
     if not activations:
@@ -44,8 +83,12 @@ def net_specs(draw, *, min_depth: int = 1, max_depth: int = 4, min_width: int = 
     if unknown:
         raise InvalidArgument(f"unknown activations {sorted(unknown)}")
     depth = draw(st.integers(min_depth, max_depth))
-    widths = tuple(draw(st.lists(st.integers(min_width, max_width),
-                                 min_size=depth, max_size=depth)))
+    width = st.integers(min_width, max_width)
+    if width_dist == "log":
+        lo, hi = math.log2(min_width), math.log2(max_width + 1)
+        width = st.floats(lo, hi, exclude_max=True).map(
+            lambda e: min(max_width, max(min_width, int(2.0 ** e))))
+    widths = tuple(draw(st.lists(width, min_size=depth, max_size=depth)))
     return NetSpec(
         in_dim=draw(st.integers(1, max_in_dim)),
         widths=widths,
@@ -65,7 +108,7 @@ def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
 @st.composite
 def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
           losses: tuple[str, ...] = ("mse", "cross_entropy"), max_depth: int = 4, max_width: int = 32,
-          max_n: int = 64, min_tasks: int = 1, max_tasks: int = 1, min_epochs: int = 1,
+          width_dist: str = "uniform", max_n: int = 64, min_tasks: int = 1, max_tasks: int = 1, min_epochs: int = 1,
           max_epochs: int = 1, minibatch: bool = False, min_steps: int = 1, max_steps: int = 24, eta: tuple[float, float] = (1e-4, 1.0),
           allow_minimum: bool = True) -> Case:
     """Random problems for the claims.
@@ -76,6 +119,7 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         losses: allowed losses (the first is what a failure shrinks to).
         max_depth: largest number of hidden layers.
         max_width: largest hidden width.
+        width_dist: ``"uniform"`` or ``"log"`` (see :func:`net_specs`).
         max_n: samples per task are drawn in 1..max_n.
         min_tasks: fewest tasks T.
         max_tasks: most tasks T.
@@ -98,7 +142,7 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         raise InvalidArgument(f"max_steps={max_steps} < max_epochs={max_epochs}")
     loss = draw(st.sampled_from(losses))
     spec = draw(net_specs(max_depth=max_depth, max_width=max_width, activations=activations,
-                          min_out_dim=2 if loss == "cross_entropy" else 1))
+                          min_out_dim=2 if loss == "cross_entropy" else 1, width_dist=width_dist))
     n = draw(st.integers(1, max_n))
     epochs = draw(st.integers(min_epochs, max_epochs))
     batch_size, reshuffle = None, False

@@ -96,7 +96,8 @@ def bound_cases(draw, *, error: bool = False) -> Case:
     bound, k ≥ 2 epochs and a small η (the bound's regime needs kηG(R) ≤ R).
     """
     c = draw(strategies.cases(activations=("tanh",) + tuple(a for a in SMOOTH_ACTIVATIONS if a != "tanh"),
-                              max_depth=3, max_width=16, max_n=32, min_epochs=2 if error else 1,
+                              **strategies.sized(max_depth=3, max_width=16), max_n=32,
+                              min_epochs=2 if error else 1,
                               max_epochs=6 if error else 1,
                               eta=(1e-5, 1e-1) if error else (1e-4, 1.0)))
     # large inputs and large residuals make the σ'' part of the curvature matter

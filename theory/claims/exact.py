@@ -118,7 +118,7 @@ ONE_EPOCH_EXACT = Claim(
     title="One full-batch epoch is exactly one gradient step",
     statement=r"\tau^{(1)} = \theta_1 - \theta_0 = -\eta\,\nabla L(\theta_0)",
     check=check_one_epoch_exact,
-    strategy=lambda: strategies.cases(eta=(1e-6, 10.0)),
+    strategy=lambda: strategies.cases(eta=(1e-6, 10.0), **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
     variants=ONE_EPOCH_VARIANTS,
     terms=ONE_EPOCH_TERMS,
@@ -273,7 +273,8 @@ TA_EQUALS_MTL_STEP = Claim(
                r"\theta_0 + \alpha\sum_t\tau_t^{(1)} = \theta_0 - \alpha T\eta\,"
                r"\nabla\Big(\tfrac1T\sum_t L_t\Big)(\theta_0)"),
     check=check_ta_equals_mtl_step,
-    strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, max_n=32, eta=(1e-6, 10.0)),
+    strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, max_n=32, eta=(1e-6, 10.0),
+                                      **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
     variants=TA_VARIANTS,
     terms=TA_TERMS,

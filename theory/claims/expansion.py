@@ -14,7 +14,28 @@ their ReLU activation pattern (smooth activations always do), and the expansion 
 the *expansion ratio* — the largest ``‖τ + first-order term‖ / ‖first-order term‖`` over
 the trajectories involved — is at most ``ρ = 0.1``. A residual's window is the longest run of
 consecutive usable points where it is at least ``F = 100`` times the rounding floor (so
-rounding moves ``ln r`` by at most ``ln(1.01)``). A window needs at least 4 points spanning at
+rounding moves ``ln r`` by at most ``ln(1.01)``) and where the next order of ``q`` itself is
+small against the order the residual measures (below).
+
+**Next-order estimates, from q alone.** The expansion ratio bounds the terms beyond the first
+order against the first, not the cubic term against the quadratic one: a case can have ratio
+0.04 at η = 5.6 while ``r₁`` there is 10× below its η² law (found by the ``deep`` profile on a
+width-1 network; ``r₁``'s slope then read 1.95 against a band of 0.04 — a false violation).
+With λ the grid ratio and ``q = Σ_k c_k η^k``, the differences of ``q`` along the grid
+
+.. math::
+    d_1(\eta) = q(\lambda\eta) - \lambda q(\eta),\quad
+    d_{j+1}(\eta) = d_j(\lambda\eta) - \lambda^{j+1} d_j(\eta)
+
+remove one order each (``d_j = c_{j+1}\prod_{i=1}^{j}(\lambda^{j+1}-\lambda^i)\,\eta^{j+1} +
+O(\eta^{j+2})``), so ``ê₁(η) = (‖d₂‖/∏(λ³−λⁱ)) / (‖d₁‖/(λ²−λ)) ≈ ‖c₃‖η/‖c₂‖`` and
+``ê₂(η) ≈ ‖c₄‖η/‖c₃‖`` estimate the relative size of the first neglected term of ``r₁`` and of
+``r₂``. They are computed from the measured ``q`` only — never from the claimed ``v₁``, ``v₂`` —
+so a wrong claim cannot move its own window. A point enters ``r₁``'s (``r₂``'s) window only where
+``ê₁ ≤ ρ`` (``ê₂ ≤ ρ``), which needs the one (two, three) grid points above it; the top points of
+the grid therefore never enter. A model so large that three rows of ``q`` exceed the claims'
+chunk memory (``CHUNK_BYTES``, 1 GiB: p > 44 M in float64, e.g. ViT-B-32) relies on the
+expansion ratio alone. A window needs at least 4 points spanning at
 least one decade of η, else the example is *inconclusive* (counted, never verified).
 
 **Band.** Least squares on ``(ln η_j, ln r_j)`` gives slope ``Σ_j w_j ln r_j`` with
@@ -80,6 +101,8 @@ class GridEval:
     r1: Tensor | None = None
     r2: Tensor | None = None
     q_norm: Tensor | None = None
+    e1: Tensor | None = None   # (m,) next-order estimates (:func:`next_order_ratios`), if the
+    e2: Tensor | None = None   # evaluation computed them while it still had q (else from q)
 
     def residuals(self, etas: Tensor, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(r1, r2, ‖q‖) per η, from ``q`` or as stored."""
@@ -156,12 +179,42 @@ def fit_slope(etas: Tensor, r: Tensor, mask: Tensor) -> SlopeFit | None:
     return SlopeFit(slope, band, lo, hi, j - i)
 
 
+def next_order_ratios(etas: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """(ê₁, ê₂) per grid point (module docstring): estimated ‖c₃‖η/‖c₂‖ and ‖c₄‖η/‖c₃‖ from
+    ``q`` along the descending grid ``etas``; ``inf`` where the points above are missing or
+    not finite, or the lower-order difference vanishes.
+    """
+    m = etas.numel()
+    e1 = torch.full((m,), math.inf, dtype=torch.float64)
+    e2 = torch.full((m,), math.inf, dtype=torch.float64)
+    if m < 4:
+        return e1, e2
+    lam = float(etas[0] / etas[1])
+    d = [q[:-1] - lam * q[1:]]              # d_1 at points 1..m-1
+    for j in (2, 3):
+        d.append(d[-1][:-1] - lam ** j * d[-1][1:])  # d_j at points j..m-1
+    n = [torch.linalg.vector_norm(x.double(), dim=1) for x in d]
+
+    def coef(j):  # the η^{j+1} coefficient's factor in d_j: ∏_{i=1..j} (λ^{j+1} − λ^i)
+        return math.prod(lam ** (j + 1) - lam ** i for i in range(1, j + 1))
+    with torch.no_grad():
+        r1 = (n[1] / coef(2)) / (n[0][1:] / coef(1))
+        r2 = (n[2] / coef(3)) / (n[1][1:] / coef(2))
+    e1[2:] = torch.nan_to_num(r1, nan=math.inf)
+    e2[3:] = torch.nan_to_num(r2, nan=math.inf)
+    return e1, e2
+
+
 def _fit_windows(etas: Tensor, residuals: dict, regime: Tensor, floor: Tensor,
-                 meas: dict) -> dict:
-    """Slope fits of each residual over its window (regime points ≥ F× floor)."""
+                 meas: dict, smooth: dict | None = None) -> dict:
+    """Slope fits of each residual over its window (regime points ≥ F× floor, and where the
+    residual's next order is small: ``smooth[name]``).
+    """
     fits = {}
     for name, r in residuals.items():
         mask = regime & (r >= FLOOR_FACTOR * floor)
+        if smooth is not None:
+            mask = mask & smooth[name]
         fits[name] = f = fit_slope(etas, r, mask)
         if f is not None:
             meas.update({f"slope_{name}": f.slope, f"band_{name}": f.band,
@@ -200,7 +253,13 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
     meas["_curve"] = {"eta": etas.tolist(), "r1": r1.tolist(), "r2": r2.tolist(),
                       "floor": floor.tolist(), "regime": regime.tolist()}
     meas["regime_points"] = int(regime.sum())
-    fits = _fit_windows(etas, {"r1": r1, "r2": r2}, regime, floor, meas)
+    smooth = None
+    e1, e2 = (ev.e1, ev.e2) if ev.e1 is not None or ev.q is None else next_order_ratios(etas, ev.q)
+    if e1 is not None:  # next orders estimated from q itself, never from v₁, v₂
+        smooth = {"r1": e1 <= RHO, "r2": e2 <= RHO}
+        meas["next_order_points_r1"] = int((regime & smooth["r1"]).sum())
+        meas["next_order_points_r2"] = int((regime & smooth["r2"]).sum())
+    fits = _fit_windows(etas, {"r1": r1, "r2": r2}, regime, floor, meas, smooth)
     detail_rows = _detail_rows(etas, r1, r2, floor, ev.ratio, ok)
     bad = []
     for name, p in (("r1", 2.0), ("r2", 3.0)):

@@ -22,10 +22,11 @@ from .. import strategies
 from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import HVPOperator, gradient
 from ..module_problem import ModuleProblem
+from ..nets import NetSpec
 from ..training import run_steps
 from .base import Claim, Outcome, Variant
 from .exact import one_epoch_on, ta_equals_mtl_on
-from .expansion import GridEval, adaptive_grid_check, residual_norms, trajectory_floor
+from .expansion import GridEval, adaptive_grid_check, next_order_ratios, residual_norms, trajectory_floor
 
 U32_OVER_U64 = 2.0 ** 29  # u₃₂ / u₆₄
 
@@ -84,6 +85,17 @@ def gradient_rounding(prob: ModuleProblem, tasks: range | list[int] = (0,)) -> f
 # 0.7 GB per copy of θ), and only per-η norms are kept.
 CHUNK_BYTES = 1 << 30
 
+# Found by the deep profile: true expansions whose expansion ratio stays below ρ up to η ≈ 5.6
+# while r₁ bends far below its η² law there (false violations before the next-order estimates
+# of expansion.py); pinned so that every campaign checks them.
+DEEP_FOUND = {
+    "multi_epoch_second_order": Case(spec=NetSpec(1, (1,), 1, "gelu", bias=False), loss="mse",
+                                     n=1, seed=2, eta=1.0, epochs=2),
+    "sgd_epoch_second_order": Case(spec=NetSpec(1, (5, 2, 1), 2, "gelu", bias=False),
+                                   loss="cross_entropy", n=4, seed=3, eta=1.0, epochs=1,
+                                   batch_size=1),
+}
+
 
 def _evaluate(prob: ModuleProblem, runs: list[Steps], combine: Callable[[list[Tensor]], Tensor],
               eps_g: float) -> Callable[[Tensor, Tensor, Tensor], GridEval]:
@@ -104,28 +116,37 @@ def _evaluate(prob: ModuleProblem, runs: list[Steps], combine: Callable[[list[Te
             from tqdm import tqdm
             bar = tqdm(total=m, desc="η grid", unit="η", leave=False, dynamic_ncols=True)
         parts = []
+        # the 3 rows of q above a chunk, for the next-order estimates (expansion.py), unless
+        # three rows of q alone exceed the chunk memory (then the ratio alone decides)
+        above = () if 3 * prob.num_params * prob.theta0.element_size() <= CHUNK_BYTES else None
         for i in range(0, m, chunk):
             if bar is not None:
                 bar.set_postfix({"η": f"{float(etas[i]):.1e}", "steps/η": steps_per_eta})
-            parts.append(_evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
-                                        etas[i:i + chunk], v1, v2))
+            part, above = _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm,
+                                         etas[i:i + chunk], v1, v2, above)
+            parts.append(part)
             if bar is not None:
                 bar.update(len(etas[i:i + chunk]))
         if bar is not None:
             bar.close()
         if len(parts) == 1:
             return parts[0]
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+        cat = lambda name: None if getattr(parts[0], name) is None else \
+            torch.cat([getattr(p, name) for p in parts])  # noqa: E731
         return GridEval(None, cat("ratio"), cat("floor"), cat("finite"), cat("kept"),
-                        cat("r1"), cat("r2"), cat("q_norm"))
+                        cat("r1"), cat("r2"), cat("q_norm"), cat("e1"), cat("e2"))
 
     return evaluate
 
 
-def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -> GridEval:
+def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2,
+                   above) -> tuple[GridEval, tuple | None]:
     """The grid evaluation on some rows of η: the runs' trajectories (``runs``: pairs of steps
     and first-order coefficient), their expansion ratio, rounding floor, finiteness and pattern
-    flags, and the residual norms of ``combine`` (only the norms are kept, never τ).
+    flags, the residual norms of ``combine`` (only the norms are kept, never τ), and the
+    next-order estimates of ``q`` (:func:`~.expansion.next_order_ratios`) from ``above``, the
+    ``(η, q)`` rows just above this chunk (None: estimates not computed). Returns the chunk's
+    evaluation and the ``(η, q)`` rows above the next chunk.
     """
     taus, ratio, floor = [], torch.zeros_like(etas), torch.zeros_like(etas)
     finite = torch.ones_like(etas, dtype=torch.bool)
@@ -145,8 +166,15 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2) -
         finite &= tr.finite
         kept &= tr.pattern_kept
         taus.append(tr.tau)
-    r1, r2, q_norm = residual_norms(etas, combine(taus), v1, v2)
-    return GridEval(None, ratio, floor, finite, kept, r1, r2, q_norm)
+    q = combine(taus)
+    r1, r2, q_norm = residual_norms(etas, q, v1, v2)
+    e1 = e2 = None
+    if above is not None:
+        ext_etas = torch.cat([above[0], etas]) if len(above) else etas
+        ext_q = torch.cat([above[1], q]) if len(above) else q
+        e1, e2 = (x[-etas.numel():] for x in next_order_ratios(ext_etas, ext_q))
+        above = (ext_etas[-3:], ext_q[-3:].detach().clone())
+    return GridEval(None, ratio, floor, finite, kept, r1, r2, q_norm, e1, e2), above
 
 
 def _float64(problem: ModuleProblem) -> ModuleProblem:
@@ -227,11 +255,13 @@ MULTI_EPOCH_SECOND_ORDER = Claim(
     check=check_multi_epoch,
     # k = 1 is the exact claim one_epoch_exact (and a pinned example here): draw k ≥ 2 so that
     # every random example exercises the second-order term.
-    strategy=lambda: strategies.cases(min_epochs=2, max_epochs=6),
+    strategy=lambda: strategies.cases(min_epochs=2, max_epochs=6,
+                                      **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
     variants=MULTI_EPOCH_VARIANTS,
     terms=MULTI_TERMS,
-    examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1],
+    examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1]
+    + (DEEP_FOUND["multi_epoch_second_order"],),
     notes="Slopes of ‖τ+kηg‖ (≥ 2 − band) and ‖τ+kηg−C(k,2)η²Hg‖ (≥ 3 − band) over an "
           "automatic η window; band = atanh(0.21)·Σ|w_j| (see theory.claims.expansion).",
     on_problem=multi_epoch_on,
@@ -348,12 +378,13 @@ SGD_EPOCH_SECOND_ORDER = Claim(
                r"\sum_{m<n} g_{b(m)} + O(\eta^3);\ \text{one epoch: } -\eta\sum_b g_b "
                r"= -\eta B g \text{ only for equal batch sizes}"),
     check=check_sgd_epoch,
-    strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2),
+    strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2,
+                                      **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
     variants=SGD_VARIANTS,
     terms=SGD_TERMS,
     examples=strategies.edge_cases(epochs=1, minibatch=True)
-    + strategies.edge_cases(epochs=2, minibatch=True)[:1],
+    + strategies.edge_cases(epochs=2, minibatch=True)[:1] + (DEEP_FOUND["sgd_epoch_second_order"],),
     notes="Same slope machinery as multi_epoch_second_order; g_b, H_b are the gradient and "
           "Hessian at θ₀ of batch b's mean loss; reshuffled epochs are one longer sequence.",
     on_problem=sgd_epoch_on,
@@ -433,7 +464,7 @@ TA_VS_MTL_CROSS_TERM = Claim(
                r"\sum_t\sum_{s\neq t} H_t g_s + O(\eta^3)"),
     check=check_cross_term,
     strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, min_epochs=2, max_epochs=6, max_n=32,
-                                      max_width=16, max_depth=3),
+                                      **strategies.sized(max_depth=3, max_width=16)),
     case_type=Case,
     variants=CROSS_VARIANTS,
     terms=CROSS_TERMS,
