@@ -673,11 +673,16 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         raise InvalidInput(f"time budget must be finite and > 0 seconds, got {time_budget!r}")
     out = check_out_dir(out)
     n = max_examples or EXAMPLES[profile]
+    # The deep profile buys thoroughness for the claims; its audit runs each planted variant on
+    # as many examples as verify does (a must-reject variant stops at its first rejection
+    # anyway; the sharpness probes would otherwise repeat a whole claim, 10 minutes of budget).
+    n_variant = min(n, EXAMPLES["verify"]) if profile == "deep" and not max_examples else n
     tasks = [(cid, None) for cid in ids]
     if audit:
         tasks += [(cid, v.id) for cid in ids for v in registry[cid].variants]
     doc = {"schema_version": SCHEMA_VERSION, "environment": _environment(profile, seed),
-           "max_examples": n, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "max_examples": n, "variant_max_examples": n_variant,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "complete": False, "claims": [], "time_budget_s": time_budget, **(extra or {})}
     with locked(out, f"tvgrad verify ({stem})"), _sigterm_as_interrupt():
         outputs = _Outputs(out, ids, doc, registry, stem)
@@ -685,7 +690,7 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         end = None if time_budget is None else time.time() + time_budget
         jobs_ = max(jobs, 1)
         sizes = "deep" if profile == "deep" else None
-        args = [(cid, v, n, seed, profile == "ci",
+        args = [(cid, v, n if v is None else n_variant, seed, profile == "ci",
                  None if end is None else (end, jobs_, len(tasks) - i), factory, sizes)
                 for i, (cid, v) in enumerate(tasks)]
         from tqdm import tqdm

@@ -130,3 +130,32 @@ def test_time_budget_stops_generation_and_is_reported(tmp_path):
         verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=-1)
     with pytest.raises(InvalidInput, match="got nan"):
         verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=float("nan"))
+
+
+def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypatch):
+    """Profile deep: every claim draws depth up to 6 and width up to 128 (log-uniform), the
+    audit runs each variant on verify's count; the JSON says both."""
+    from hypothesis import given, settings
+
+    from tvgrad.theory import campaign, strategies
+    from tvgrad.theory.profiles import EXAMPLES
+    seen = []
+    with strategies.sizes("deep"):
+        strat = CLAIMS["ta_vs_mtl_cross_term"].strategy()
+
+    @settings(max_examples=300, derandomize=True, database=None, deadline=None)
+    @given(strat)
+    def draw(case):
+        seen.append(case.spec)
+    draw()
+    assert max(s.depth for s in seen) == 6 and max(max(s.widths) for s in seen) > 64
+    assert min(min(s.widths) for s in seen) == 1
+    with strategies.sizes(None):  # outside deep: the claim's own sizes (depth ≤ 3, width ≤ 16)
+        assert strategies.sized(max_depth=3, max_width=16) == {"max_depth": 3, "max_width": 16}
+    calls = []
+    monkeypatch.setattr(campaign, "run_claim", lambda claim, **kw: calls.append(
+        (kw["variant"], kw["max_examples"], kw["sizes"])) or campaign.RunResult(claim.id, kw["variant"]))
+    doc = verify(claims=["one_epoch_exact"], profile="deep", out=tmp_path, jobs=1)
+    assert doc["max_examples"] == EXAMPLES["deep"] and doc["variant_max_examples"] == EXAMPLES["verify"]
+    assert calls[0] == (None, EXAMPLES["deep"], "deep")
+    assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
