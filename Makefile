@@ -17,7 +17,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint verify deep verify-clip report bench bench-gpu empirical mutate clean adversary
+.PHONY: help install test test-all lint verify deep verify-clip report bench bench-gpu empirical mutate mutate-sample clean adversary
 
 help:  ## list the targets
 	@echo "tvgrad — verification suite for 'On Task Vectors and Gradients'"
@@ -87,6 +87,11 @@ MUTATE_TESTS ?= tests/theory/test_rounding.py tests/theory/claims/test_claims.py
 mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TESTS; appends to docs/mutation.md (slow, not in CI)
 	$(BIN)/python -m pip install -q cosmic-ray
 	$(BIN)/python tests/mutation/run.py --module $(MUTATE) --tests '$(MUTATE_TESTS)'
+
+SAMPLE ?= 40
+mutate-sample: $(STAMP)  ## a seeded random sample of mutants over all of theory/, each against its tests and tvgrad verify (slow; run in a checkout of its own)
+	$(BIN)/python -m pip install -q cosmic-ray
+	$(BIN)/python tests/mutation/sample.py -n $(SAMPLE) --resume
 
 clean:  ## remove the virtual environment and generated reports
 	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/clip_claims.json $(OUT)/clip_claims_examples.csv $(OUT)/*.html .hypothesis

@@ -1,0 +1,163 @@
+"""``make mutate-sample``: a seeded random sample of cosmic-ray mutants over all of ``theory/``,
+each checked by the two commands users run — the tests that mirror the mutated module (a subset
+of ``make test``) and ``tvgrad verify`` (what ``make verify`` runs) — to estimate the two kill
+rates the falsifiability issue targets (≥ 95 % by tests + verify, ≥ 90 % by verify alone).
+
+Run it in a checkout of its own (each mutant is applied to the files on disk with
+``cosmic-ray apply`` and undone with ``git checkout``); the virtual environment must import
+*that* checkout (``pip install -e .`` there). Results are appended, one JSON line per mutant, to
+``--log`` as they finish, so an interrupted audit keeps what it ran and ``--resume`` skips those;
+``--report`` summarises the log as a Markdown table for ``docs/mutation.md`` (every survivor is
+then classified there: equivalent, with the reason, or a blind spot).
+
+Why a sample: all of ``theory/`` is ≈ 12 000 mutants, each ≈ 1–2 minutes with ``verify``; a
+uniform sample of n gives the kill rate to ±1.96·√(p(1−p)/n) (95 % normal interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIP = ("theory/bench.py", "theory/adversary.py", "theory/sharp.py", "theory/cli.py",
+        "theory/report.py")
+"""Not part of the checks: benchmarks, the adversary and sharp-case search commands, the CLI
+(its verdict-to-exit-code logic is in campaign.py, which is sampled) and the HTML report (a
+rendering of the JSON, tested by tests/theory/test_report.py and tests/test_browser.py)."""
+
+
+def tests_for(module: str) -> list[str]:
+    """The test files that mirror ``module`` (``theory/a/b.py`` → ``tests/theory/a/test_b.py``),
+    plus the claims' tests for anything a claim uses."""
+    p = Path(module)
+    mirror = Path("tests") / p.parent / f"test_{p.stem}.py"
+    out = [str(mirror)] if (ROOT / mirror).exists() else []
+    if p.parent.name == "claims" or p.stem in ("bound", "cases", "training", "derivatives",
+                                               "spectrum", "rounding", "activations", "losses",
+                                               "module_problem", "strategies", "nets"):
+        out += ["tests/theory/claims", "tests/theory/test_bound_soundness.py"]
+    if p.stem in ("campaign", "profiles", "limits", "report"):
+        out += ["tests/theory/test_verdicts.py", "tests/theory/test_campaign_misuse.py",
+                "tests/theory/test_campaign.py"]
+    return sorted(set(out)) or ["tests/theory"]
+
+
+def _mutants(work: Path) -> list[dict]:
+    cfg, db = work / "cr.toml", work / "session.sqlite"
+    cfg.write_text('[cosmic-ray]\nmodule-path = "theory"\ntimeout = 600.0\nexcluded-modules = '
+                   + json.dumps(list(SKIP)) + '\ntest-command = "true"\n\n'
+                   '[cosmic-ray.distributor]\nname = "local"\n')
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "cosmic-ray"), "init", str(cfg), str(db)], check=True, cwd=ROOT,
+                   capture_output=True)
+    dump = subprocess.run([str(bin_dir / "cosmic-ray"), "dump", str(db)], check=True, cwd=ROOT,
+                          capture_output=True, text=True).stdout
+    out = []
+    for line in dump.splitlines():
+        item = json.loads(line)[0]
+        for m in item["mutations"]:
+            out.append({"module": str(Path(m["module_path"]).as_posix()), "operator": m["operator_name"],
+                        "occurrence": m["occurrence"], "line": m["start_pos"][0]})
+    return out
+
+
+def _run(cmd: list[str], timeout: float) -> tuple[bool, float]:
+    t0 = time.time()
+    try:
+        ok = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = False  # a mutant that hangs the command is caught by it
+    return ok, time.time() - t0
+
+
+def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) -> None:
+    """Apply, check and undo ``n`` sampled mutants; append one JSON line each to ``log``."""
+    work = Path(tempfile.mkdtemp(prefix="tvgrad-sample-"))
+    mutants = _mutants(work)
+    rng = random.Random(seed)
+    sample = rng.sample(mutants, min(n, len(mutants)))
+    done = set()
+    if resume and log.exists():
+        done = {(d["module"], d["operator"], d["occurrence"]) for d in map(json.loads, log.open())}
+    bin_dir = Path(sys.executable).parent
+    print(f"{len(mutants)} mutants in theory/; sampling {len(sample)} (seed {seed})", flush=True)
+    for i, m in enumerate(sample):
+        if (m["module"], m["operator"], m["occurrence"]) in done:
+            continue
+        subprocess.run([str(bin_dir / "cosmic-ray"), "apply", m["module"], m["operator"],
+                        str(m["occurrence"])], check=True, cwd=ROOT, capture_output=True)
+        try:
+            diff = subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
+                                  capture_output=True, text=True).stdout
+            tests = tests_for(m["module"])
+            tests_ok, t_tests = _run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "2",
+                                      "-p", "no:cacheprovider", "-m", "not slow and not gpu",
+                                      *tests], 900)
+            out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
+            verify_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out", str(out),
+                                        "--no-html", *verify_args], 900)
+        finally:
+            subprocess.run(["git", "checkout", "--", m["module"]], cwd=ROOT, check=True)
+        rec = {**m, "diff": diff, "tests": tests, "killed_by_tests": not tests_ok,
+               "killed_by_verify": not verify_ok, "seconds": round(t_tests + t_verify, 1)}
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(f"[{i + 1}/{len(sample)}] {m['module']}:{m['line']} {m['operator']} "
+              f"tests={'killed' if not tests_ok else 'survived'} "
+              f"verify={'killed' if not verify_ok else 'survived'} ({rec['seconds']} s)", flush=True)
+
+
+def report(log: Path, equivalent: dict[str, str]) -> str:
+    """Markdown summary of ``log``; ``equivalent`` maps "module:line:operator:occurrence" to the
+    reason a survivor is equivalent (excluded from the rates)."""
+    recs = [json.loads(x) for x in log.open()]
+    key = lambda r: f"{r['module']}:{r['line']}:{r['operator']}:{r['occurrence']}"  # noqa: E731
+    real = [r for r in recs if key(r) not in equivalent]
+    n = len(real)
+    both = sum(r["killed_by_tests"] or r["killed_by_verify"] for r in real)
+    ver = sum(r["killed_by_verify"] for r in real)
+
+    def ci(k):
+        p = k / n if n else math.nan
+        return f"{k}/{n} = {100 * p:.0f} % (± {196 * math.sqrt(p * (1 - p) / n):.0f} %)" if n else "—"
+    lines = [f"{len(recs)} sampled mutants, {len(recs) - n} equivalent; of the {n} others:",
+             f"- killed by tests + verify: {ci(both)}", f"- killed by verify alone: {ci(ver)}", "",
+             "| mutant | tests | verify | note |", "| --- | --- | --- | --- |"]
+    for r in recs:
+        lines.append(f"| `{key(r)}` | {'killed' if r['killed_by_tests'] else 'survived'} | "
+                     f"{'killed' if r['killed_by_verify'] else 'survived'} | "
+                     f"{equivalent.get(key(r), '')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run (or summarise) the sampled audit."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("-n", type=int, default=40, help="mutants to sample (default 40)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log", type=Path, default=ROOT / "build" / "mutation-sample.jsonl")
+    ap.add_argument("--resume", action="store_true", help="skip the mutants already in --log")
+    ap.add_argument("--report", action="store_true", help="print the Markdown summary of --log")
+    ap.add_argument("--equivalent", type=Path, default=None,
+                    help="JSON {mutant key: reason} of survivors classified as equivalent")
+    ap.add_argument("--verify-args", default="--profile verify --seed 20260824 --jobs 2")
+    args = ap.parse_args(argv)
+    if args.report:
+        eq = json.loads(args.equivalent.read_text()) if args.equivalent else {}
+        print(report(args.log, eq))
+        return 0
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    audit(args.n, args.seed, args.log, args.resume, args.verify_args.split())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
