@@ -2,9 +2,9 @@
 Lanczos (``scipy.sparse.linalg.eigsh`` over a LinearOperator of HVPs) for larger p.
 
 The switch is at the crossover measured by ``make bench`` (``spectrum`` rows of
-``reports/bench.json``; 2-core CPU, float64, 1 thread): dense 8.8 ms vs Lanczos 20.5 ms at
-p = 180, 20.8 ms vs 10.1 ms at p = 316; Lanczos is 6× faster at p = 756 and 32× at p = 1 516. Each path
-carries its own certified slack (:func:`hessian_norm_certified`), so a claim's verdict never
+``reports/bench.json``; 2-core CPU, float64, 1 thread): dense 8.1 ms vs Lanczos 13.5 ms at
+p = 180, 16.2 ms vs 9.9 ms at p = 316; Lanczos is 9× faster at p = 756 and 44× at p = 1 516.
+Each path carries its own certified slack (:func:`hessian_norm_certified`), so a claim's verdict never
 depends on which one ran.
 """
 
