@@ -193,3 +193,12 @@ def test_jacobian_measured_at_theta0_plus_the_ball_term_covers_the_ball():
                                                   (xi[None],))[0]
             Js = torch.func.vmap(torch.func.jacrev(f1), in_dims=(None, 0))(th, x)
             assert bool((torch.linalg.matrix_norm(Js, ord=2) <= cap).all())
+
+
+def test_projection_keeps_interior_points_and_pulls_outer_ones_to_the_sphere():
+    from tvgrad.theory.claims.bound_claims import _project
+    th0 = torch.zeros(3, dtype=torch.float64)
+    inside = torch.tensor([0.1, 0.2, 0.0], dtype=torch.float64)
+    assert torch.equal(_project(th0, inside, 1.0), inside)  # inside the ball: unchanged
+    out = _project(th0, torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64), 1.0)
+    assert abs(float(out.norm()) - 1.0) < 1e-15 and torch.allclose(out, torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64))

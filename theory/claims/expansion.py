@@ -179,10 +179,16 @@ def fit_slope(etas: Tensor, r: Tensor, mask: Tensor) -> SlopeFit | None:
     return SlopeFit(slope, band, lo, hi, j - i)
 
 
-def next_order_ratios(etas: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+def next_order_ratios(etas: Tensor, q: Tensor, floor: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(ê₁, ê₂) per grid point (module docstring): estimated ‖c₃‖η/‖c₂‖ and ‖c₄‖η/‖c₃‖ from
     ``q`` along the descending grid ``etas``; ``inf`` where the points above are missing or
-    not finite, or the lower-order difference vanishes.
+    not finite.
+
+    With ``floor`` (the rounding floor of ‖q‖ per point), an estimate whose lower-order
+    difference (‖d₁‖ for ê₁, ‖d₂‖ for ê₂) is within its own rounding (propagated: ``fl(d₁)(η) =
+    fl(λη) + λ fl(η)``, ``fl(d_{j+1})(η) = fl(d_j)(λη) + λ^{j+1} fl(d_j)(η)``) is 0: that order of
+    ``q`` is not resolved, so the residual that measures it is itself at rounding level for a
+    true claim (below the window's 100× floor), while a wrong claim's residual is exposed.
     """
     m = etas.numel()
     e1 = torch.full((m,), math.inf, dtype=torch.float64)
@@ -198,10 +204,15 @@ def next_order_ratios(etas: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     def coef(j):  # the η^{j+1} coefficient's factor in d_j: ∏_{i=1..j} (λ^{j+1} − λ^i)
         return math.prod(lam ** (j + 1) - lam ** i for i in range(1, j + 1))
     with torch.no_grad():
-        r1 = (n[1] / coef(2)) / (n[0][1:] / coef(1))
-        r2 = (n[2] / coef(3)) / (n[1][1:] / coef(2))
-    e1[2:] = torch.nan_to_num(r1, nan=math.inf)
-    e2[3:] = torch.nan_to_num(r2, nan=math.inf)
+        r1 = torch.nan_to_num((n[1] / coef(2)) / (n[0][1:] / coef(1)), nan=math.inf)
+        r2 = torch.nan_to_num((n[2] / coef(3)) / (n[1][1:] / coef(2)), nan=math.inf)
+        if floor is not None:
+            fl = [floor[:-1] + lam * floor[1:]]
+            fl.append(fl[0][:-1] + lam ** 2 * fl[0][1:])
+            r1 = torch.where(n[0][1:] <= fl[0][1:], 0.0, r1)  # d₁ unresolved: no η² to contaminate
+            r2 = torch.where(n[1][1:] <= fl[1][1:], 0.0, r2)  # d₂ unresolved: no η³ likewise
+    e1[2:] = r1
+    e2[3:] = r2
     return e1, e2
 
 
@@ -254,7 +265,8 @@ def slope_outcome(etas: Tensor, ev: GridEval, v1: Tensor, v2: Tensor,
                       "floor": floor.tolist(), "regime": regime.tolist()}
     meas["regime_points"] = int(regime.sum())
     smooth = None
-    e1, e2 = (ev.e1, ev.e2) if ev.e1 is not None or ev.q is None else next_order_ratios(etas, ev.q)
+    e1, e2 = (ev.e1, ev.e2) if ev.e1 is not None or ev.q is None else \
+        next_order_ratios(etas, ev.q, ev.floor)
     if e1 is not None:  # next orders estimated from q itself, never from v₁, v₂
         smooth = {"r1": e1 <= RHO, "r2": e2 <= RHO}
         meas["next_order_points_r1"] = int((regime & smooth["r1"]).sum())

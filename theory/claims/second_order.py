@@ -145,8 +145,8 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2,
     and first-order coefficient), their expansion ratio, rounding floor, finiteness and pattern
     flags, the residual norms of ``combine`` (only the norms are kept, never τ), and the
     next-order estimates of ``q`` (:func:`~.expansion.next_order_ratios`) from ``above``, the
-    ``(η, q)`` rows just above this chunk (None: estimates not computed). Returns the chunk's
-    evaluation and the ``(η, q)`` rows above the next chunk.
+    ``(η, q, floor)`` rows just above this chunk (None: estimates not computed). Returns the
+    chunk's evaluation and the ``(η, q, floor)`` rows above the next chunk.
     """
     taus, ratio, floor = [], torch.zeros_like(etas), torch.zeros_like(etas)
     finite = torch.ones_like(etas, dtype=torch.bool)
@@ -170,10 +170,10 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2,
     r1, r2, q_norm = residual_norms(etas, q, v1, v2)
     e1 = e2 = None
     if above is not None:
-        ext_etas = torch.cat([above[0], etas]) if len(above) else etas
-        ext_q = torch.cat([above[1], q]) if len(above) else q
-        e1, e2 = (x[-etas.numel():] for x in next_order_ratios(ext_etas, ext_q))
-        above = (ext_etas[-3:], ext_q[-3:].detach().clone())
+        ext_etas, ext_q, ext_floor = ((torch.cat([a, b]) for a, b in zip(above, (etas, q, floor)))
+                                      if len(above) else (etas, q, floor))
+        e1, e2 = (x[-etas.numel():] for x in next_order_ratios(ext_etas, ext_q, ext_floor))
+        above = (ext_etas[-3:], ext_q[-3:].detach().clone(), ext_floor[-3:])
     return GridEval(None, ratio, floor, finite, kept, r1, r2, q_norm, e1, e2), above
 
 
@@ -206,6 +206,9 @@ MULTI_EPOCH_VARIANTS = (
             {"second_order": _wrong_vector}),
     Variant("first_order_k_minus_1", "τ⁽ᵏ⁾ = −(k−1)ηg + C(k,2) η² Hg",
             {"first_order": lambda e: -(e.k - 1) * e.g}),
+    Variant("second_order_omitted", "τ⁽ᵏ⁾ = −kηg + O(η³): k epochs read as one exact "
+            "multitask step (a zero η² term must not pass as 'nothing to check')",
+            {"second_order": lambda e: torch.zeros_like(e.Hg)}),
 )
 
 

@@ -171,3 +171,18 @@ def test_band_rejects_slope_2_7_on_one_decade_and_accepts_the_worst_admissible_c
     assert ok.measurements["slope_r2"] < 3 - 0.99 * ok.measurements["band_r2"]  # at the edge
     # with the old, non-sharp constant ln(1+ε) the same admissible case fell outside the band
     assert 3 - ok.measurements["slope_r2"] > math.log1p(CONTAMINATION) * 1.0424
+
+
+def test_a_zero_claimed_second_order_term_is_still_checked():
+    """v₂ = 0 with a real η² term in q: r₂ keeps slope 2 and the claim is violated (only
+    r₁ ≡ 0 *and* v₂ = 0 together are the exact, nothing-to-fit case)."""
+    etas = eta_grid(1.0, 6.0)
+    v1 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    c2 = torch.tensor([0.3, 0.2], dtype=torch.float64)
+    q = etas[:, None] * v1 + etas[:, None] ** 2 * c2
+    ev = _ev(etas, q)
+    ev.floor = 4 * 2.0 ** -53 * torch.linalg.vector_norm(q, dim=1)  # q's own rounding
+    out = slope_outcome(etas, ev, v1, torch.zeros(2, dtype=torch.float64))
+    assert out.verdict == VIOLATED, out.detail[:300]
+    exact = slope_outcome(etas, _ev(etas, etas[:, None] * v1), v1, torch.zeros(2, dtype=torch.float64))
+    assert exact.verdict == HOLDS and exact.measurements.get("exact")
