@@ -261,6 +261,9 @@ MULTI_EPOCH_SECOND_ORDER = Claim(
     strategy=lambda: strategies.cases(min_epochs=2, max_epochs=6,
                                       **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
+    # the slopes must actually be fitted on enough holding examples (not every one handed to
+    # an exact shortcut or decided at rounding level): else the claim is incomplete
+    subchecks={"slope fits": "slope_r1"},
     variants=MULTI_EPOCH_VARIANTS,
     terms=MULTI_TERMS,
     examples=strategies.edge_cases(epochs=3) + strategies.edge_cases(epochs=2, activation="relu")[:1]
@@ -384,6 +387,9 @@ SGD_EPOCH_SECOND_ORDER = Claim(
     strategy=lambda: strategies.cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2,
                                       **strategies.sized(max_depth=4, max_width=32)),
     case_type=Case,
+    # the slopes must actually be fitted on enough holding examples (not every one handed to
+    # an exact shortcut or decided at rounding level): else the claim is incomplete
+    subchecks={"slope fits": "slope_r1"},
     variants=SGD_VARIANTS,
     terms=SGD_TERMS,
     examples=strategies.edge_cases(epochs=1, minibatch=True)
@@ -469,6 +475,9 @@ TA_VS_MTL_CROSS_TERM = Claim(
     strategy=lambda: strategies.cases(min_tasks=2, max_tasks=5, min_epochs=2, max_epochs=6, max_n=32,
                                       **strategies.sized(max_depth=3, max_width=16)),
     case_type=Case,
+    # the slopes must actually be fitted on enough holding examples (not every one handed to
+    # an exact shortcut or decided at rounding level): else the claim is incomplete
+    subchecks={"slope fits": "slope_r1"},
     variants=CROSS_VARIANTS,
     terms=CROSS_TERMS,
     examples=strategies.edge_cases(tasks=2, epochs=3)
