@@ -186,3 +186,18 @@ def test_a_zero_claimed_second_order_term_is_still_checked():
     assert out.verdict == VIOLATED, out.detail[:300]
     exact = slope_outcome(etas, _ev(etas, etas[:, None] * v1), v1, torch.zeros(2, dtype=torch.float64))
     assert exact.verdict == HOLDS and exact.measurements.get("exact")
+
+
+def test_at_rounding_level_needs_three_full_decades_of_quiet_points():
+    """A zero update up to rounding holds only over ≥ 3 decades of quiet η: 12 points (2.75
+    decades) stay inconclusive, 13 (3.0) hold — the span is measured between the run's own
+    first and last points."""
+    etas = eta_grid(1.0, 6.0)  # 25 points, 4 per decade
+    zero = torch.zeros(2, dtype=torch.float64)
+    for last, verdict in ((21, INCONCLUSIVE), (22, HOLDS)):
+        finite = torch.zeros(etas.numel(), dtype=torch.bool)
+        finite[10:last + 1] = True  # the quiet run: indices 10..last
+        q = torch.full((etas.numel(), 2), 1e-20, dtype=torch.float64)
+        out = slope_outcome(etas, _ev(etas, q, floor=1e-15, finite=finite), zero, zero)
+        assert out.verdict == verdict, (last, out.verdict, out.detail[:200])
+        assert out.measurements.get("at_rounding_level", False) == (verdict == HOLDS)
