@@ -309,3 +309,16 @@ def test_micro_batches_give_the_full_batch_derivatives_and_verdicts():
                         variant="sign_flipped").verdict == "violated"
     with pytest.raises(InvalidInput, match="micro_batch must be an integer >= 1"):
         ModuleProblem(model, F.cross_entropy, tasks=tasks, micro_batch=0)
+
+
+def test_batch_indices_default_to_the_first_task():
+    import torch
+
+    import tvgrad
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    x, y = torch.randn(6, 2), torch.randn(6, 1)
+    mse = torch.nn.functional.mse_loss
+    prob = tvgrad.ModuleProblem(model, mse, tasks=[[(x[:2], y[:2]), (x[2:], y[2:])],
+                                                   [(x[:3], y[:3]), (x[3:], y[3:])]])
+    assert [len(b) for b in prob.batch_indices()] == [2, 4]
+    assert [len(b) for b in prob.batch_indices(1)] == [3, 3]

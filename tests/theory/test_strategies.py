@@ -83,3 +83,17 @@ def test_min_epochs_is_respected(c):
 def test_min_steps_is_respected(c):
     from math import ceil
     assert ceil(c.n / c.batch_size) * c.epochs >= 2
+
+
+def test_no_draw_has_fewer_steps_than_min_steps():
+    """A search for a minibatch case with a single SGD step (one batch, one epoch — the
+    fix-up's edge) finds none in 500 derandomized draws."""
+    from math import ceil
+
+    import pytest
+    from hypothesis import find, settings
+    from hypothesis.errors import NoSuchExample
+    with pytest.raises(NoSuchExample):
+        find(cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2),
+             lambda c: ceil(c.n / c.batch_size) * c.epochs < 2,
+             settings=settings(max_examples=500, database=None, derandomize=True, deadline=None))
