@@ -1,0 +1,28 @@
+"""The mutation-sample tool's own logic (the sampling run itself is slow and not in CI)."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "mutation"))
+import sample  # noqa: E402
+
+
+def test_tests_for_mirrors_the_module_and_adds_the_claims_tests():
+    assert "tests/theory/test_rounding.py" in sample.tests_for("theory/rounding.py")
+    assert "tests/theory/claims" in sample.tests_for("theory/bound.py")
+    assert "tests/theory/claims/test_expansion.py" in sample.tests_for("theory/claims/expansion.py")
+    assert "tests/theory/test_verdicts.py" in sample.tests_for("theory/campaign.py")
+
+
+def test_report_counts_rates_without_the_equivalent_mutants(tmp_path):
+    log = tmp_path / "log.jsonl"
+    recs = [dict(module="theory/a.py", line=i, operator="op", occurrence=0,
+                 killed_by_tests=t, killed_by_verify=v) for i, (t, v) in
+            enumerate([(True, True), (True, False), (False, False), (False, False)])]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = sample.report(log, {"theory/a.py:3:op:0": "equivalent: shape only"})
+    assert "4 sampled mutants, 1 equivalent; of the 3 others:" in text
+    assert "killed by tests + verify: 2/3 = 67 %" in text
+    assert "killed by verify alone: 1/3 = 33 %" in text
+    assert "equivalent: shape only" in text
