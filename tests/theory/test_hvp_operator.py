@@ -41,3 +41,20 @@ def test_lanczos_residual_certifies_a_lower_bound_on_the_norm():
     val, x, r = lanczos_top(HVPOperator(f, th), th)
     assert exact >= val - r and r < 1e-8 * exact  # converged, and certified
     assert abs(val - exact) <= 1e-10 * exact
+
+
+def test_sum_of_parts_over_a_dict_theta():
+    """Parts accumulate for dict parameters as for flat ones (the dict branch of the sums)."""
+    from tvgrad.theory.derivatives import gradient
+    prob = _prob(tasks=2)
+    fs = [prob.loss_fn(t) for t in range(2)]
+    as_dict = [lambda d, f=f: f(prob.layout.flatten(d)) for f in fs]
+    th = prob.layout.unflatten(prob.theta0.clone())
+    f = SumOfParts([(0.25, as_dict[0]), (0.75, as_dict[1])])
+    want = 0.25 * gradient(fs[0], prob.theta0) + 0.75 * gradient(fs[1], prob.theta0)
+    got = prob.layout.flatten(gradient(f, th))
+    assert torch.allclose(got, want, rtol=0, atol=1e-15)
+    hv = prob.layout.flatten(hvp_rev_rev(f, th, th))
+    want_hv = 0.25 * hvp_rev_rev(fs[0], prob.theta0, prob.theta0) \
+        + 0.75 * hvp_rev_rev(fs[1], prob.theta0, prob.theta0)
+    assert torch.allclose(hv, want_hv, rtol=0, atol=1e-13)

@@ -97,6 +97,15 @@ DEEP_FOUND = {
 }
 
 
+def expansion_ratio(tau: Tensor, first: Tensor) -> Tensor:
+    """‖τ − first‖ / ‖first‖ per row (η). A zero first-order term leaves it undefined: 0 if τ
+    is 0 too, else ∞ (outside the regime; e.g. rounding noise amplified by an unstable large η).
+    """
+    fn = torch.linalg.vector_norm(first, dim=1)
+    resid = torch.linalg.vector_norm(tau - first, dim=1)
+    return torch.where(fn > 0, resid / fn, torch.where(resid > 0, torch.inf, 0.0))
+
+
 def _evaluate(prob: ModuleProblem, runs: list[Steps], combine: Callable[[list[Tensor]], Tensor],
               eps_g: float) -> Callable[[Tensor, Tensor, Tensor], GridEval]:
     pattern = prob.pattern
@@ -153,14 +162,7 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2,
     kept = torch.ones_like(etas, dtype=torch.bool)
     for steps, coefficient in runs:
         tr = run_steps(steps, prob.theta0, etas, pattern)
-        first = etas[:, None] * coefficient
-        fn = torch.linalg.vector_norm(first, dim=1)
-        rel = torch.linalg.vector_norm(tr.tau - first, dim=1) / fn
-        # A zero first-order term leaves the ratio undefined: 0 if τ is 0 too, else ∞
-        # (outside the regime; e.g. rounding noise amplified by an unstable large η).
-        resid = torch.linalg.vector_norm(tr.tau - first, dim=1)
-        rel = torch.where(fn > 0, rel, torch.where(resid > 0, torch.inf, 0.0))
-        ratio = torch.maximum(ratio, rel)
+        ratio = torch.maximum(ratio, expansion_ratio(tr.tau, etas[:, None] * coefficient))
         floor = floor + trajectory_floor(th_norm, tr.tau, etas, len(steps),
                                          tr.grad_norm_sum, eps_g)
         finite &= tr.finite

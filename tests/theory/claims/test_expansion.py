@@ -201,3 +201,12 @@ def test_at_rounding_level_needs_three_full_decades_of_quiet_points():
         out = slope_outcome(etas, _ev(etas, q, floor=1e-15, finite=finite), zero, zero)
         assert out.verdict == verdict, (last, out.verdict, out.detail[:200])
         assert out.measurements.get("at_rounding_level", False) == (verdict == HOLDS)
+
+
+def test_expansion_ratio_with_a_zero_first_order_term():
+    """‖τ − first‖/‖first‖; with first = 0: 0 if τ = 0 too, ∞ (outside the regime) if not."""
+    from tvgrad.theory.claims.second_order import expansion_ratio
+    first = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    tau = torch.tensor([[1.1, 0.0], [0.0, 0.0], [1e-18, 0.0]], dtype=torch.float64)
+    r = expansion_ratio(tau, first)
+    assert abs(float(r[0]) - 0.1) < 1e-15 and float(r[1]) == 0.0 and float(r[2]) == math.inf
