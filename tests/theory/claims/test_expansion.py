@@ -210,3 +210,20 @@ def test_expansion_ratio_with_a_zero_first_order_term():
     tau = torch.tensor([[1.1, 0.0], [0.0, 0.0], [1e-18, 0.0]], dtype=torch.float64)
     r = expansion_ratio(tau, first)
     assert abs(float(r[0]) - 0.1) < 1e-15 and float(r[1]) == 0.0 and float(r[2]) == math.inf
+
+
+def test_next_order_floor_rule_uses_each_points_own_neighbours():
+    """q = c₂η² + c₃η³ with a rounding floor a·η² just below d₁'s size everywhere: every ê₁ is
+    resolved (> 0); the floor of d₁(η) is fl(λη) + λ·fl(η) — of its own two points, not of the
+    top of the grid (which would call the small-η points unresolved)."""
+    from tvgrad.theory.claims.expansion import next_order_ratios
+    etas = eta_grid(1.0, 6.0)
+    lam = float(etas[0] / etas[1])
+    c2 = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    c3 = torch.tensor([0.01, 0.0], dtype=torch.float64)
+    q = etas[:, None] ** 2 * c2 + etas[:, None] ** 3 * c3
+    a = 0.5 * float(c2.norm()) * (lam ** 2 - lam) / (lam ** 2 + lam)
+    e1, _ = next_order_ratios(etas, q, a * etas ** 2)
+    assert (e1[2:] > 0).all(), e1
+    e1_unresolved, _ = next_order_ratios(etas, q, 4 * a * etas ** 2)  # floor above ‖d₁‖
+    assert (e1_unresolved[2:] == 0).all()
