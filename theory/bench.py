@@ -112,7 +112,7 @@ def hvp_table(min_run_time: float = 0.5) -> list[dict]:
                      "autograd_ms": ta * 1e3, "grad_over_autograd": tg / ta,
                      "fwd_rev_ms": tf * 1e3, "rev_rev_ms": tr * 1e3, "reused_ms": tu * 1e3,
                      "fwd_rev_ratio": tf / tg, "rev_rev_ratio": tr / tg, "reused_ratio": tu / tg,
-                     **{k: t for k, t in peers.items()}})
+                     **peers})
     return rows
 
 

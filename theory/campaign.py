@@ -155,14 +155,18 @@ class _Body:
 
 
 def _hypothesis_test(claim: Claim, body: _Body, *, max_examples: int, seed: int,
-                     derandomize: bool, shrink: bool) -> Callable[[], None]:
-    """The Hypothesis test of a run, with every setting passed explicitly (no profile)."""
+                     derandomize: bool, shrink: bool, sizes: str | None = None) -> Callable[[], None]:
+    """The Hypothesis test of a run, with every setting passed explicitly (no profile); the
+    claim's strategy is built with the network sizes ``sizes`` (:func:`strategies.sizes`).
+    """
     phases = [Phase.generate] + ([Phase.shrink] if shrink else [])
 
     def check_case(case: Any) -> None:
         body(case)
 
-    test = given(claim.strategy())(check_case)
+    with strategies.sizes(sizes):  # a strategy reads its network sizes when it is built
+        strategy = claim.strategy()
+    test = given(strategy)(check_case)
     test = settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
                     database=None, phases=phases, print_blob=True,
                     suppress_health_check=list(hypothesis.HealthCheck))(test)
@@ -228,13 +232,6 @@ def run_claim(claim: Claim, *, variant: str | None = None, max_examples: int, se
     Returns:
         The :class:`RunResult` with every example, the counterexample, any error.
     """
-    with strategies.sizes(sizes):
-        return _run_claim(claim, variant, max_examples, seed, derandomize, shrink, budget_s,
-                          deadline, progress)
-
-
-def _run_claim(claim, variant, max_examples, seed, derandomize, shrink, budget_s, deadline,
-               progress) -> RunResult:
     freeze_local_constants()  # the same examples for a seed, whatever ran before
     res = RunResult(claim.id, variant, asked=max_examples + len(claim.examples))
     t0 = time.perf_counter()
@@ -260,7 +257,7 @@ def _run_claim(claim, variant, max_examples, seed, derandomize, shrink, budget_s
             res.seconds = time.perf_counter() - t0
             return res
     test = _hypothesis_test(claim, body, max_examples=max_examples, seed=seed,
-                            derandomize=derandomize, shrink=shrink)
+                            derandomize=derandomize, shrink=shrink, sizes=sizes)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Hypothesis's own reports: not stdout
             test()

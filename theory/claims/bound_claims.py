@@ -91,12 +91,15 @@ def _last_layer_only(c):
 
 
 @st.composite
-def bound_cases(draw, *, error: bool = False) -> Case:
+def bound_cases(draw, *, error: bool = False, max_depth: int = 3, max_width: int = 16,
+                width_dist: str = "uniform") -> Case:
     """Smooth-activation problems with a ball radius (log-uniform 10⁻³…1) or, for the error
-    bound, k ≥ 2 epochs and a small η (the bound's regime needs kηG(R) ≤ R).
+    bound, k ≥ 2 epochs and a small η (the bound's regime needs kηG(R) ≤ R); network sizes as
+    :func:`tvgrad.theory.strategies.cases`.
     """
     c = draw(strategies.cases(activations=("tanh",) + tuple(a for a in SMOOTH_ACTIVATIONS if a != "tanh"),
-                              **strategies.sized(max_depth=3, max_width=16), max_n=32,
+                              max_depth=max_depth, max_width=max_width, width_dist=width_dist,
+                              max_n=32,
                               min_epochs=2 if error else 1,
                               max_epochs=6 if error else 1,
                               eta=(1e-5, 1e-1) if error else (1e-4, 1.0)))
@@ -336,7 +339,8 @@ _BY_ID = {vid: (vid, desc, terms) for vid, desc, terms in SHARPNESS}
 
 
 def _strategy(error: bool = False):
-    return st.one_of(bound_cases(error=error), corner_cases())
+    return st.one_of(bound_cases(error=error, **strategies.sized(max_depth=3, max_width=16)),
+                     corner_cases())
 
 
 FFN_HESSIAN_BOUND = Claim(

@@ -105,26 +105,14 @@ def test_next_order_estimates_recover_the_coefficient_ratios():
         assert rel <= 0.05, f"{name}: worst relative error {float(rel):.3f} > 0.05"
 
 
-# Found by the deep profile (2 000 examples): true expansions whose expansion ratio stays below ρ
-# up to η ≈ 5.6 while r₁ there is far below its η² law; the slope over that window read 1.95
-# against a band of 0.04 — a false violation before the next-order estimates.
-DEEP_FOUND = {
-    "multi_epoch_second_order": '{"at_minimum": false, "batch_size": null, "epochs": 2, "eta": 1.0, '
-    '"loss": "mse", "n": 1, "radius": null, "reshuffle": false, "seed": 2, "spec": {"activation": '
-    '"gelu", "bias": false, "in_dim": 1, "out_dim": 1, "widths": [1]}, "tasks": 1, "x_scale": 1.0, '
-    '"y_scale": 1.0}',
-    "sgd_epoch_second_order": '{"at_minimum": false, "batch_size": 1, "epochs": 1, "eta": 1.0, '
-    '"loss": "cross_entropy", "n": 4, "radius": null, "reshuffle": false, "seed": 3, "spec": '
-    '{"activation": "gelu", "bias": false, "in_dim": 1, "out_dim": 2, "widths": [5, 2, 1]}, '
-    '"tasks": 1, "x_scale": 1.0, "y_scale": 1.0}',
-}
-
-
 def test_deep_found_cases_hold_and_their_windows_are_claim_independent():
-    from tvgrad.theory.cases import Case
+    """The two cases the deep profile found (true expansions whose expansion ratio stays below ρ
+    up to η ≈ 5.6 while r₁ bends far below its η² law; r₁'s slope read 1.95 against a band of
+    0.04 — false violations before the next-order estimates) are pinned and hold."""
     from tvgrad.theory.claims import CLAIMS
-    for cid, text in DEEP_FOUND.items():
-        claim, case = CLAIMS[cid], Case.from_json(text)
+    from tvgrad.theory.claims.second_order import DEEP_FOUND
+    for cid, case in DEEP_FOUND.items():
+        claim = CLAIMS[cid]
         assert case in claim.examples, f"{cid}: the deep-found case is not pinned"
         out = claim.run(case)
         assert out.verdict == HOLDS, f"{cid}: {out.detail}"
