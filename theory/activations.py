@@ -35,6 +35,8 @@ class ActivationConstants:
         beta: offset of the growth bound |σ(z)| ≤ β + κ|z|.
         kappa: slope of the growth bound.
         bounded: sup |σ| if finite, else None.
+        a3: sup |σ'''| (the third-order bound, theory/bound.md (g)); None where unknown: that
+            bound is then not computed.
     """
 
     a1: float
@@ -42,6 +44,7 @@ class ActivationConstants:
     beta: float
     kappa: float
     bounded: float | None
+    a3: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,19 +80,23 @@ class Activation:
 # Constants rounded *up* in the last printed digit; derivations in theory/bound.md, checked
 # against a dense grid and sympy in tests/theory/test_bound.py.
 ACTIVATIONS: Registry[Activation] = Registry("activation", {
-    # a2 = 4/(3√3) = 0.76980036
-    "tanh": Activation("tanh", torch.tanh, True, ActivationConstants(1.0, 0.7698004, 0.0, 1.0, 1.0)),
-    # a2 = 1/(6√3) = 0.09622504
+    # a2 = 4/(3√3) = 0.76980036; a3 = 2: tanh''' = −2(1 − t²)(1 − 3t²), largest at t = 0
+    "tanh": Activation("tanh", torch.tanh, True,
+                       ActivationConstants(1.0, 0.7698004, 0.0, 1.0, 1.0, a3=2.0)),
+    # a2 = 1/(6√3) = 0.09622504; a3 = 1/8: σ''' = s(1−s)(1 − 6s + 6s²), largest at s = ½
     "sigmoid": Activation("sigmoid", torch.sigmoid, True,
-                          ActivationConstants(0.25, 0.0962251, 0.5, 0.25, 1.0)),
+                          ActivationConstants(0.25, 0.0962251, 0.5, 0.25, 1.0, a3=0.125)),
+    # a3 = sup|sigmoid''| = 1/(6√3)
     "softplus": Activation("softplus", nn.functional.softplus, True,
-                           ActivationConstants(1.0, 0.25, math.log(2) + 1e-12, 1.0, None)),
-    # a1 = Φ(√2)+√2φ(√2) = 1.12890415, a2 = 2φ(0) = 0.79788456
+                           ActivationConstants(1.0, 0.25, math.log(2) + 1e-12, 1.0, None,
+                                               a3=0.0962251)),
+    # a1 = Φ(√2)+√2φ(√2) = 1.12890415, a2 = 2φ(0) = 0.79788456; σ''' = −zφ(z)(4 − z²) is
+    # largest where z⁴ − 7z² + 4 = 0, z² = (7 − √33)/2: a3 = 0.77876964
     "gelu": Activation("gelu", nn.functional.gelu, True,
-                       ActivationConstants(1.1289042, 0.7978846, 0.0, 1.0, None)),
-    # a1 = 1.09983932 at z = 2.39936, a2 at 0
+                       ActivationConstants(1.1289042, 0.7978846, 0.0, 1.0, None, a3=0.7787697)),
+    # a1 = 1.09983932 at z = 2.39936, a2 at 0, a3 = 0.30818152 at z = ±1.03196
     "silu": Activation("silu", nn.functional.silu, True,
-                       ActivationConstants(1.0998394, 0.5, 0.0, 1.0, None)),
+                       ActivationConstants(1.0998394, 0.5, 0.0, 1.0, None, a3=0.3081816)),
     "relu": Activation("relu", torch.relu, False),
 })
 SMOOTH_ACTIVATIONS = tuple(n for n, a in ACTIVATIONS.items() if a.smooth)

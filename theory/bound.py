@@ -15,7 +15,10 @@ Every constant of theory/bound.md is one function or registry entry:
   :func:`gradient_bound`; both from :func:`bounds`;
 * regime radius (every iterate stays in the ball) → :func:`regime_radius`;
 * a-priori and trajectory error bounds → :func:`apriori_error_bound`,
-  :func:`trajectory_error_bound`; the naive baseline → ``bounds(..., naive=True)``.
+  :func:`trajectory_error_bound`; the naive baseline → ``bounds(..., naive=True)``;
+* the third-order bound (g): ``a₃ = sup|σ'''|``, ``c₃ ≥ ‖∇³_z ℓ‖``, the cubic layer recursion
+  ``Tf`` (:func:`sample_bounds` with ``third=True``, :func:`cubic_sup`), ``T(R) ≥ sup_ball
+  ‖∇³L‖`` (``bounds(..., third=True).T``) → :func:`third_order_error_bound`.
 
 ReLU has no second derivative: :func:`bounds` refuses it with :class:`NonSmoothActivation`.
 Planted wrong variants replace entries of :class:`BoundTerms` (the constants), never a branch
@@ -51,6 +54,7 @@ class BoundTerms:
         weight_ball: R ↦ the ball term added to each ‖W_l⁰‖₂ (R: as derived).
         bias_ball: R ↦ the ball term added to each ‖b_l⁰‖ (R: as derived).
         jacobian_scale: factor on the Jacobian measured at θ₀ (bound (b); 1: as measured).
+        c3: loss name ↦ c₃ ≥ sup_u |∇³_z ℓ[u,u,u]| (default: the registry's; None: unknown).
     """
 
     activation: Callable[[str], ActivationConstants] = lambda name: ACTIVATIONS[name].bound_constants()
@@ -60,6 +64,7 @@ class BoundTerms:
     weight_ball: Callable[[float], float] = lambda R: R
     bias_ball: Callable[[float], float] = lambda R: R
     jacobian_scale: float = 1.0
+    c3: Callable[[str], float | None] = lambda loss: LOSSES[loss].c3
 
 
 TRUE_TERMS = BoundTerms()
@@ -118,6 +123,7 @@ class Bounds:
     M: float  # ≥ sup over the ball of ‖∇²L‖₂
     G: float  # ≥ sup over the ball of ‖∇L‖
     R: float
+    T: float = math.nan  # ≥ sup over the ball of ‖∇³L‖ (only with third=True; nan: unknown)
 
 
 def _layers(prob: Problem) -> list[tuple[Tensor, Tensor | None]]:
@@ -139,10 +145,28 @@ def layer_spectral_norms(prob: Problem) -> list[float]:
     return cached
 
 
+def cubic_sup(P: Tensor) -> Tensor:
+    r"""Per sample, an upper bound on ``sup_{‖a‖=1} P[a, a, a]`` for entrywise non-negative
+    cubic forms ``P`` of shape (n, L, L, L).
+
+    .. math::
+        P[a,a,a] = \sum_i a_i\, a^\top P_i a \le \sum_i a_i \lambda_{\max}(P_i)
+        \le \|\lambda_{\max}(P_\cdot)^+\|_2, \qquad P[a,a,a] \le \|P\|_F
+
+    after symmetrising ``P`` over its three indices (which leaves ``P[a,a,a]`` unchanged);
+    for non-negative entries the supremum is reached at ``a ≥ 0``. The smaller of the two.
+    """
+    perms = ((1, 2, 3), (1, 3, 2), (2, 1, 3), (2, 3, 1), (3, 1, 2), (3, 2, 1))
+    Ps = sum(P.permute(0, *q) for q in perms) / 6
+    lam = torch.linalg.eigvalsh(Ps)[..., -1].clamp_min(0)     # (n, L): λ_max of each slice
+    return torch.minimum(Ps.flatten(1).norm(dim=1), lam.norm(dim=1))
+
+
 def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
-                  terms: BoundTerms = TRUE_TERMS) -> tuple[Tensor, Tensor, Tensor]:
+                  terms: BoundTerms = TRUE_TERMS, third: bool = False) -> tuple[Tensor, ...]:
     """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
-    radius R around θ₀, by the layer recursions of theory/bound.md.
+    radius R around θ₀, by the layer recursions of theory/bound.md; with ``third``, also
+    Tf ≥ sup_{‖u‖=1}‖D³f[u,u,u]‖ (bound (g); nan when the activation has no a₃).
     """
     spec = prob.case.spec
     k = terms.activation(spec.activation)
@@ -157,6 +181,8 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
         H = torch.full_like(H, float(H.max()))
     c = torch.zeros(n, Lnum, dtype=torch.float64)          # D_l = c_l · a
     Q = torch.zeros(n, Lnum, Lnum, dtype=torch.float64)    # S_l = aᵀ Q_l a
+    third = third and k.a3 is not None
+    P = torch.zeros(n, Lnum, Lnum, Lnum, dtype=torch.float64) if third else None  # P_l[a,a,a]
     for l in range(Lnum):
         e = torch.zeros(Lnum, dtype=torch.float64)
         e[l] = 1.0
@@ -169,6 +195,11 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
             cross = k.a1 * (e[None, :, None] * c[:, None, :] + c[:, :, None] * e[None, None, :])
             Q_new = cross + s[l] * E_prev                  # 2‖dW_l‖‖dh_{l−1}‖ + s_l‖d²h_{l−1}‖
             c_new = scale[:, None] * e + s[l] * k.a1 * c
+            if third:  # d³z_l = 3 dW_l d²h_{l−1} + W_l d³h_{l−1}, with ‖d³h_{l−1}‖ bounded by
+                # a₃(c·a)³ + 3a₂(c·a)(aᵀQa) + a₁P[a,a,a]  (σ'''dz³ + 3σ''dz d²z + σ'd³z)
+                E3 = (k.a3 * c[:, :, None, None] * c[:, None, :, None] * c[:, None, None, :]
+                      + 3 * k.a2 * c[:, :, None, None] * Q[:, None, :, :] + k.a1 * P)
+                P = 3 * e[None, :, None, None] * E_prev[:, None, :, :] + s[l] * E3
         c, Q = c_new, Q_new
         z = s[l] * H + bnorm[l]                            # ‖z_l‖ bound
         if l < Lnum - 1:
@@ -186,7 +217,9 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
     else:
         J = c.norm(dim=1)
         S = torch.linalg.eigvalsh(0.5 * (Q + Q.transpose(1, 2)))[:, -1].clamp_min(0)
-    return J, S, F
+    if not third:
+        return J, S, F
+    return J, S, F, cubic_sup(P) if P is not None else torch.full_like(J, math.nan)
 
 
 ACTIVATION_ULPS = 16
@@ -272,8 +305,9 @@ def at_theta0(prob: Problem, task: int = 0, index: Tensor | None = None) -> AtTh
 
 
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
-           naive: bool = False, terms: BoundTerms = TRUE_TERMS) -> Bounds:
-    """M(R), G(R) for the mean loss of ``task`` (optionally over the samples ``index``).
+           naive: bool = False, terms: BoundTerms = TRUE_TERMS, third: bool = False) -> Bounds:
+    """M(R), G(R) (and with ``third``, T(R)) for the mean loss of ``task`` (optionally over
+    the samples ``index``).
 
     Args:
         prob: a feed-forward problem.
@@ -282,6 +316,8 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
         index: a subset of its samples (a batch), or None for all.
         naive: the naive baseline (ℓ1 sums, worst sample) instead of the careful bound.
         terms: the constants (planted variants replace some).
+        third: also T(R) ≥ sup over the ball of ‖∇³L‖ (bound (g)): per sample
+            c₃J³ + 3c₂JS + c₁Tf; nan when a₃ or c₃ is unknown.
     """
     if not (R >= 0 and math.isfinite(R)):
         raise InvalidInput(f"radius R must be finite and >= 0, got {R!r}")
@@ -291,7 +327,7 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
                            f"{prob.theta0.dtype}: use problem.to(torch.float64)")
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
-    J, S, F = sample_bounds(prob, R, x, naive, terms)
+    J, S, F, *Tf = sample_bounds(prob, R, x, naive, terms, third=third and not naive)
     t0 = None if naive else at_theta0(prob, task, index)
     if t0 is not None and t0.J0 is not None:
         # bound (b): the Jacobian measured at θ₀ plus its change over the ball. For the
@@ -317,7 +353,13 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
     per_G = c1 * J
     if naive:
         return Bounds(float(per_M.max()), float(per_G.max()), R)
-    return Bounds(float(per_M.mean()), float(per_G.mean()), R)
+    T = math.nan
+    c3 = terms.c3(prob.case.loss)
+    if Tf and c3 is not None:
+        # d³/dt³ ℓ(f(θ+tu)) = ℓ'''[Df u]³ + 3ℓ''[Df u, D²f[u,u]] + ℓ'[D³f[u,u,u]], and a
+        # symmetric trilinear form's norm is its sup over u = v = w (Banach)
+        T = float((c3 * J ** 3 + 3 * c2 * J * S + c1 * Tf[0]).mean())
+    return Bounds(float(per_M.mean()), float(per_G.mean()), R, T)
 
 
 def hessian_bound(prob: Problem, R: float, **kw) -> float:
@@ -424,6 +466,58 @@ def certified_grad_norm(prob: Problem, g_computed: Tensor, task: int = 0) -> flo
     if LOSSES[prob.case.loss].needs_residual:
         extra = float((J * at_theta0(prob, task).fwd).mean())
     return float(g_computed.norm()) * (1 + 1e-12) + extra * (1 + 1e-12)
+
+
+def third_order_error_bound(Hg: float, H0: float, M: float, T: float, g_norm: float,
+                            eta: float, k: int, remainder_scale: float = 1.0) -> float:
+    r"""Bound (g): the η² term computed exactly plus a certified η³ remainder.
+
+    .. math::
+        \|\tau^{(k)} + k\eta g\| \le \tbinom k2\eta^2\|Hg\|
+        + \eta\sum_{j<k}\big(\|H\|\,\Delta_j + \tfrac T2 D_j^2\big)
+
+    Derivation (theory/bound.md, bound (g)): with e_j = θ_j − θ₀ and every θ_0…θ_{k−1} in the
+    ball where ‖∇²L‖ ≤ M and ‖∇³L‖ ≤ T, Taylor gives ∇L(θ_j) = g + H e_j + r_j with
+    ‖r_j‖ ≤ T‖e_j‖²/2 (H = ∇²L(θ₀)). Writing e_j = −jηg + δ_j, δ_j = −η Σ_{i<j}(∇L(θ_i) − g):
+    τ + kηg = −η Σ_j(∇L(θ_j) − g) = C(k,2)η²Hg − η Σ_j(Hδ_j + r_j). The distances are bounded
+    step by step: D_j = min(g-anchored d_j, jη‖g‖ + Δ_j), Δ_j = η Σ_{i<j} m_i ≥ ‖δ_j‖ with
+    m_i = min(M D_i, ‖H‖D_i + T D_i²/2) ≥ ‖∇L(θ_i) − g‖. As η → 0 the bound tends to the
+    actual error's leading term C(k,2)η²‖Hg‖ (relative gap O(η)). Valid in the g-anchored
+    regime (:func:`g_regime_radius`), M and T at that radius.
+
+    Args:
+        Hg: upper bound on the exact ‖∇²L(θ₀)g‖.
+        H0: upper bound on ‖∇²L(θ₀)‖₂ (≤ M).
+        M: M(R) on the regime's ball.
+        T: T(R) on the regime's ball.
+        g_norm: upper bound on ‖g‖.
+        eta: learning rate.
+        k: number of full-batch steps (epochs).
+        remainder_scale: factor on the η³ remainder (1: as derived; planted variants only).
+    """
+    x = eta * M
+    dev: list[float] = []
+    rem = 0.0
+    for j in range(k):
+        anchored = g_norm * eta * sum(math.comb(j, i) * x ** (i - 1) for i in range(1, j + 1))
+        delta = eta * sum(dev)
+        D = min(anchored, j * eta * g_norm + delta)
+        dev.append(min(M * D, H0 * D + T / 2 * D * D))
+        rem += H0 * delta + T / 2 * D * D
+    return math.comb(k, 2) * eta ** 2 * Hg + remainder_scale * eta * rem
+
+
+def certified_hg_norm(f, theta0: Tensor, g: Tensor, g_cert: float, H0: float) -> float:
+    """An upper bound on the exact ‖∇²L(θ₀)g‖ from the float64 Hessian-vector product of the
+    computed gradient g̃: ‖H g‖ ≤ ‖fl(H g̃)‖ + 10·p·u·‖H‖‖g̃‖ + ‖H‖(g_cert − ‖g̃‖), the middle term
+    the product's rounding (the same c·p·u·‖H‖ allowance as the Hessian's eigensolver slack,
+    an assumption on torch's float64 double backward) and the last the gradient's own error
+    (:func:`certified_grad_norm` bounds ‖g − g̃‖ by ``g_cert − ‖g̃‖``). ``H0`` ≥ ‖∇²L(θ₀)‖₂.
+    """
+    from .derivatives import hvp
+    gn = float(g.norm())
+    hg = float(hvp(f, theta0, g).norm())
+    return hg + 10 * theta0.numel() * U64 * H0 * gn + H0 * max(g_cert - gn, 0.0)
 
 
 def trajectory_error_bound(M_traj: float, eta: float, dists: list[float]) -> float:

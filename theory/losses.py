@@ -89,6 +89,8 @@ class Loss:
         local: optional per-sample ``(c₁, c₂)`` over the ball from the outputs at θ₀:
             ``local(logits0, y, delta)`` with ``delta`` bounding how far the outputs move;
             the bound takes the smaller of these and the global constants.
+        c3: ``c₃ ≥ sup_u |∇³_z ℓ[u, u, u]|`` over unit u (the third-order bound); None where
+            unknown: that bound is then not computed.
     """
 
     name: str
@@ -100,15 +102,27 @@ class Loss:
     min_out_dim: int = 1
     has_minimum: bool = False
     local: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+    c3: float | None = None
+
+
+CE_C3 = 0.2721656
+"""c₃ of cross-entropy, √6/9 = 0.27216553 rounded up: ∇³_z ℓ[u,u,u] is the third central
+moment E_p[(X − E_pX)³] of X = u_k under k ~ p = softmax(z). The atoms of X lie in an
+interval [−b, a] around the mean with a + b ≤ √2 (two coordinates of a unit u differ by at most
+√2); over mean-zero laws on [−b, a] the linear functional E[Y³] is largest at an extreme point,
+a law with two atoms x > 0 > −y (one moment constraint), where it is xy(x − y) ≤ (x + y)³/(6√3)
+≤ 2√2/(6√3). Attained: p = (½ + 1/(2√3), ½ − 1/(2√3)) on u = (1, −1)/√2 (tests/theory/test_bound.py).
+"""
 
 
 LOSSES: Registry[Loss] = Registry("loss", {
     # ∇²_z ℓ = diag(p) − ppᵀ: Gershgorin gives ≤ max_i 2p_i(1 − p_i) ≤ ½, attained at
     # p = (½, ½, 0, …)
     "cross_entropy": Loss("cross_entropy", nn.functional.cross_entropy, _ce_targets, _ce_c1,
-                          0.5, min_out_dim=2, local=_ce_local),
-    # ½‖z − y‖²: ∇²_z ℓ = I
-    "mse": Loss("mse", _mse, _mse_targets, _mse_c1, 1.0, needs_residual=True, has_minimum=True),
+                          0.5, min_out_dim=2, local=_ce_local, c3=CE_C3),
+    # ½‖z − y‖²: ∇²_z ℓ = I, ∇³_z ℓ = 0
+    "mse": Loss("mse", _mse, _mse_targets, _mse_c1, 1.0, needs_residual=True, has_minimum=True,
+                c3=0.0),
 })
 
 

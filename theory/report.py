@@ -147,7 +147,8 @@ def _tolerance_usage(fig, ax, rows: list[dict]) -> Markup | None:
     return svg(fig) if any_data else None
 
 
-BOUNDS = (("m.g_anchored", "g-anchored bound ‖g‖((1+ηM)ᵏ−1−kηM)/M (new)", "tab:green"),
+BOUNDS = (("m.third_order", "third-order bound C(k,2)η²‖Hg‖ + η³R₃(M, T) (new)", "tab:red"),
+          ("m.g_anchored", "g-anchored bound ‖g‖((1+ηM)ᵏ−1−kηM)/M (new)", "tab:green"),
           ("m.apriori", "a-priori bound η²M(R)G(R)C(k,2) (old)", "tab:blue"),
           ("m.trajectory", "trajectory bound ηM(R_t)Σ‖θᵢ−θ₀‖", "tab:orange"),
           ("m.naive", "naive bound", "grey"))
@@ -207,20 +208,22 @@ def ratio_plots(rows: list[dict]) -> Markup | None:
 
 def _width_group(widths: str) -> str:
     w = max(int(x) for x in widths.split("x"))
-    return "1–4" if w <= 4 else "5–8" if w <= 8 else "9–16" if w <= 16 else ">16"
+    return ("1–4" if w <= 4 else "5–8" if w <= 8 else "9–16" if w <= 16 else "17–64" if w <= 64
+            else ">64")
 
 
 def _ratio_boxes(ax, rows: list[dict], field: str) -> None:
     import numpy as np
-    for shift, key, color, label in ((-0.25, "m.actual_over_apriori", "tab:blue", "a-priori (old)"),
-                                     (0.0, "m.actual_over_g_anchored", "tab:green", "g-anchored (new)"),
-                                     (0.25, "m.actual_over_trajectory", "tab:orange", "trajectory")):
+    for shift, key, color, label in ((-0.3, "m.actual_over_apriori", "tab:blue", "a-priori (old)"),
+                                     (-0.1, "m.actual_over_g_anchored", "tab:green", "g-anchored (new)"),
+                                     (0.1, "m.actual_over_third_order", "tab:red", "third-order (new)"),
+                                     (0.3, "m.actual_over_trajectory", "tab:orange", "trajectory")):
         groups = ratio_groups(rows, field, key)
         keys = list(groups)
         if not keys:
             continue
         pos = [i + 1 + shift for i in range(len(keys))]
-        b = ax.boxplot([groups[k] for k in keys], positions=pos, widths=0.22, patch_artist=True,
+        b = ax.boxplot([groups[k] for k in keys], positions=pos, widths=0.17, patch_artist=True,
                        manage_ticks=False)
         for patch in b["boxes"]:
             patch.set_facecolor(color)
@@ -248,7 +251,7 @@ def regime(rows: list[dict]) -> dict:
           and r["verdict"] != "diverged"]
     outside = [r for r in ex if not r.get("m.apriori") and not r.get("m.g_anchored")]
     med = {}
-    for name in ("apriori", "g_anchored", "best", "trajectory"):
+    for name in ("apriori", "g_anchored", "third_order", "best", "trajectory"):
         v = [x for x in _floats(_error_rows(rows), f"m.actual_over_{name}") if x > 0]
         med[f"median_{name}"] = float(np.median(v)) if v else None
     useful = _floats(_error_rows(rows), "m.best_over_first_order")

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / SHARP_FILE))
     args = ap.parse_args(argv)
     found: dict = {}
-    for cid in ("ffn_hessian_bound", "ffn_gradient_bound", "ffn_second_order_error_bound"):
+    for cid in ("ffn_hessian_bound", "ffn_gradient_bound", "ffn_third_derivative_bound",
+                "ffn_second_order_error_bound"):
         for v in CLAIMS[cid].variants:
             if not v.id.endswith(("_low", "_dropped")):
                 continue

@@ -54,10 +54,10 @@ def sizes(name: str | None) -> Iterator[None]:
         _SIZES = before
 
 
-def sized(*, max_depth: int, max_width: int) -> dict:
+def sized(*, max_depth: int, max_width: int, width_dist: str = "uniform") -> dict:
     """A claim's network sizes (its own, or the ``deep`` profile's inside :func:`sizes`)."""
     if _SIZES is None:
-        return {"max_depth": max_depth, "max_width": max_width}
+        return {"max_depth": max_depth, "max_width": max_width, "width_dist": width_dist}
     return dict(_SIZES)
 
 

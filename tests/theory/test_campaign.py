@@ -151,7 +151,8 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
     assert max(s.depth for s in seen) == 6 and max(max(s.widths) for s in seen) > 64
     assert min(min(s.widths) for s in seen) == 1
     with strategies.sizes(None):  # outside deep: the claim's own sizes (depth ≤ 3, width ≤ 16)
-        assert strategies.sized(max_depth=3, max_width=16) == {"max_depth": 3, "max_width": 16}
+        assert strategies.sized(max_depth=3, max_width=16) == {"max_depth": 3, "max_width": 16,
+                                                               "width_dist": "uniform"}
     calls = []
     monkeypatch.setattr(campaign, "run_claim", lambda claim, **kw: calls.append(
         (kw["variant"], kw["max_examples"], kw["sizes"])) or campaign.RunResult(claim.id, kw["variant"]))

@@ -19,11 +19,13 @@ from ..bound import (
     apriori_error_bound,
     bounds,
     certified_grad_norm,
+    certified_hg_norm,
     g_anchored_error_bound,
     g_regime_radius,
     regime_radius,
     sgd_epoch_error_bound,
     sgd_regime,
+    third_order_error_bound,
     trajectory_error_bound,
 )
 from ..cases import Case, FFNProblem, batch_sequence
@@ -51,13 +53,16 @@ BOUND_TERMS: Mapping = {
     "bias_ball": BoundTerms.bias_ball,     # R ↦ term added to ‖b_l⁰‖ over the ball
     "scale": 1.0,                          # the bound as derived (all three error bounds)
     "scale_apriori": 1.0, "scale_trajectory": 1.0, "scale_sgd": 1.0,  # each error bound alone
-    "scale_g_anchored": 1.0,
+    "scale_g_anchored": 1.0, "scale_third_order": 1.0,
+    "c3": BoundTerms.c3,                   # loss ↦ c₃ (the third-order bound)
+    "remainder_scale": 1.0,                # factor on the third-order bound's η³ remainder
 }
 
 
 def _terms(terms: Mapping) -> tuple[BoundTerms, float]:
     return (BoundTerms(terms["activation"], terms["c2"], terms["jacobian"], terms["c1_scale"],
-                       terms["weight_ball"], terms["bias_ball"], terms["jacobian_scale"]),
+                       terms["weight_ball"], terms["bias_ball"], terms["jacobian_scale"],
+                       terms["c3"]),
             terms["scale"])
 
 
@@ -83,6 +88,9 @@ SHARPNESS = (
     ("weight_ball_dropped", "‖W_l‖ over the ball without its + R", {"weight_ball": lambda R: 0.0}),
     ("bias_ball_dropped", "‖b_l‖ over the ball without its + R", {"bias_ball": lambda R: 0.0}),
     ("jacobian0_low", "‖J(θ₀)‖₂ measured at θ₀ lowered by 10 %", {"jacobian_scale": 0.9}),
+    ("a3_low", "a₃ = sup|σ'''| lowered by 10 %", {"activation": _lowered("a3")}),
+    ("c3_low", "loss constant c₃ lowered by 10 %",
+     {"c3": lambda loss: None if BoundTerms.c3(loss) is None else 0.9 * BoundTerms.c3(loss)}),
 )
 
 
@@ -212,6 +220,57 @@ def check_gradient_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                            if fixed > 0 else math.nan})
 
 
+POWER_STEPS = 4
+
+
+def cubic_power(f, th: Tensor, u: Tensor, steps: int = POWER_STEPS) -> float:
+    r"""A *lower* bound on ‖∇³L(θ)‖ (the symmetric trilinear form's norm, sup over unit u of
+    |∇³L[u,u,u]|) by the higher-order power method u ← ∇³L[u,u,·]/‖·‖ from ``u``; the largest
+    |∇³L[u,u,u]| met. ∇³L[u,u,·] is the gradient of ⟨u, ∇²L(θ)u⟩ (torch.func, double backward).
+    """
+    best = 0.0
+    u = u / u.norm()
+    for _ in range(steps):
+        w = torch.func.grad(lambda t: torch.dot(u, hvp(f, t, u)))(th)
+        best = max(best, abs(float(torch.dot(w, u))))
+        nw = float(w.norm())
+        if nw == 0 or not math.isfinite(nw):
+            break
+        u = w / nw
+    return best
+
+
+def check_third_derivative_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
+    """T(R) ≥ ‖∇³L(θ)‖ at θ₀ and θ₀ ± R·v_top: the exact norm of a symmetric trilinear form
+    is not computable in general, so each point gives a lower bound (power method from the
+    Hessian's top eigenvector, and at θ₀ also from a random direction); any lower bound above
+    T(R) refutes it. Slack on the computed |∇³L[u,u,u]|: 10·p·u·max(value, T), as for the Hessian.
+    """
+    prob = FFNProblem(case)
+    R = case.radius or case.eta
+    f = prob.loss_fn(0)
+    bt, scale = _terms(terms)
+    T = bounds(prob, R, terms=bt, third=True).T * scale
+    if math.isnan(T):
+        return Outcome(INCONCLUSIVE, {"R": R}, "no third-order constants (a₃ or c₃ unknown)")
+    pts, _, vtop = _points(prob, R, f, case.seed)
+    gen = torch.Generator().manual_seed(case.seed + 57)
+    rnd = torch.randn(vtop.shape, generator=gen, dtype=vtop.dtype)
+    worst, at = 0.0, {}
+    p = prob.theta0.numel()
+    for name, th in pts[:3]:  # θ₀, θ₀ ± R·v_top; from a random direction too at θ₀
+        low = cubic_power(f, th, vtop)
+        if name == "theta0":
+            low = max(low, cubic_power(f, th, rnd))
+        at[name] = low
+        if low - 10 * p * U64 * max(low, T) > T:
+            return Outcome(VIOLATED, {"T": T, "lower": low, "point": name, "R": R},
+                           f"|∇³L[u,u,u]| = {low:.6e} at {name} exceeds T(R={R:.3e}) = {T:.6e}")
+        worst = max(worst, low / T if T > 0 else (math.inf if low > 0 else 0.0))
+    return Outcome(HOLDS, {"T": T, "R": R, "lower_over_bound": worst,
+                           "lower_over_bound_theta0": at["theta0"] / T if T > 0 else math.nan})
+
+
 def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     """‖τ⁽ᵏ⁾ + kηg‖ ≤ η²M(R)G(R)k(k−1)/2 (a priori) and ≤ ηM(R_t)Σ‖θ_i − θ₀‖ (trajectory),
     on examples inside the regime kηG(R) ≤ R; the others are counted as inconclusive.
@@ -228,15 +287,23 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
         return Outcome(INCONCLUSIVE, meas, "outside the regime: no R with kηG(R) ≤ R nor with "
                                            "‖g‖((1+ηM)^(k−1) − 1)/M ≤ R")
     nan = math.nan
-    apriori = naive = anchored = nan
+    apriori = naive = anchored = third = lead = nan
+    exact_H, _, slack_H = hessian_norm_certified(f, th)
     if R is not None:
         ab = bounds(prob, R, terms=bt)
         apriori = apriori_error_bound(ab, eta, k) * scale * terms["scale_apriori"]
         naive = apriori_error_bound(bounds(prob, R, naive=True), eta, k)
     if Ra is not None:
-        aa = bounds(prob, Ra, terms=bt)
+        aa = bounds(prob, Ra, terms=bt, third=True)
         anchored = g_anchored_error_bound(aa.M, g_cert, eta, k) * scale \
             * terms["scale_g_anchored"]
+        if not math.isnan(aa.T):
+            H0 = min(aa.M, exact_H + slack_H)
+            hg = certified_hg_norm(f, th, g, g_cert, H0)
+            lead = math.comb(k, 2) * eta ** 2 * hg
+            third = third_order_error_bound(hg, H0, aa.M, aa.T, g_cert, eta, k,
+                                            terms["remainder_scale"]) \
+                * scale * terms["scale_third_order"]
     # the actual trajectory, with every iterate's distance to θ₀
     theta, dists = th.clone(), []
     for _ in range(k):
@@ -249,17 +316,21 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     R_t = max(dists + [float(tau.norm())])
     traj = trajectory_error_bound(bounds(prob, R_t, terms=bt).M, eta, dists) * scale \
         * terms["scale_trajectory"]
-    best = min(b for b in (apriori, anchored) if not math.isnan(b))
-    exact_H = hessian_norm_certified(f, th)[0]
+    best = min(b for b in (apriori, anchored, third) if not math.isnan(b))
     # tightness ratios only where the actual error is resolved (≥ 100× its rounding floor)
     resolved = actual >= 100 * floor
     ratio = (lambda b: actual / b if (resolved and b > 0) else math.nan)
     meas.update(R=R, R_anchored=Ra, R_traj=R_t, actual=actual,
                 apriori=None if math.isnan(apriori) else apriori,
-                g_anchored=None if math.isnan(anchored) else anchored, best=best,
+                g_anchored=None if math.isnan(anchored) else anchored,
+                third_order=None if math.isnan(third) else third, best=best,
+                # the η³ remainder over the leading term C(k,2)η²‖Hg‖ (the bound tends to the
+                # actual error where this is small)
+                third_order_remainder_share=(third - lead) / lead if lead > 0 else math.nan,
                 trajectory=traj, naive=None if math.isnan(naive) else naive,
                 rounding_floor=floor, actual_resolved=resolved,
                 actual_over_apriori=ratio(apriori), actual_over_g_anchored=ratio(anchored),
+                actual_over_third_order=ratio(third),
                 actual_over_best=ratio(best),
                 actual_over_trajectory=ratio(traj), actual_over_naive=ratio(naive),
                 naive_over_apriori=naive / apriori if apriori > 0 else math.nan,
@@ -267,7 +338,8 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                 # useful: the bound below the first-order term itself (else it says nothing)
                 best_over_first_order=best / (k * eta * g_cert) if g_cert > 0 else math.nan,
                 hessian_exact_over_bound=exact_H / (ab if R is not None else aa).M)
-    for name, bound in (("a-priori", apriori), ("g-anchored", anchored), ("trajectory", traj)):
+    for name, bound in (("a-priori", apriori), ("g-anchored", anchored), ("third-order", third),
+                        ("trajectory", traj)):
         if not math.isnan(bound) and actual - floor > bound:
             return Outcome(VIOLATED, meas, f"actual error {actual:.6e} exceeds the {name} bound "
                                            f"{bound:.6e} (rounding floor {floor:.1e})")
@@ -319,6 +391,7 @@ _G_CONSTANTS = ("a1_low", "sup_sigma_low", "beta_low", "kappa_low", "c1_low",
 _ERROR_BOUNDS = (("apriori_low", "a-priori bound lowered by 10 %", {"scale_apriori": 0.9}),
                  ("g_anchored_low", "g-anchored bound lowered by 10 %", {"scale_g_anchored": 0.9}),
                  ("trajectory_low", "trajectory bound lowered by 10 %", {"scale_trajectory": 0.9}),
+                 ("third_order_low", "third-order bound lowered by 10 %", {"scale_third_order": 0.9}),
                  ("sgd_bound_low", "one-SGD-epoch bound lowered by 10 %", {"scale_sgd": 0.9}))
 SHARP_NOTE = (" — a sharpness probe: a must-reject once a pinned sharp case (theory/"
               "sharp_cases.json, found by python -m tvgrad.theory.sharp) exists")
@@ -339,7 +412,9 @@ _BY_ID = {vid: (vid, desc, terms) for vid, desc, terms in SHARPNESS}
 
 
 def _strategy(error: bool = False):
-    return st.one_of(bound_cases(error=error, **strategies.sized(max_depth=3, max_width=16)),
+    # depth 1–4 and widths 1–64, log-uniform (every octave of widths equally likely)
+    return st.one_of(bound_cases(error=error, **strategies.sized(max_depth=4, max_width=64,
+                                                                 width_dist="log")),
                      corner_cases())
 
 
@@ -366,17 +441,39 @@ FFN_GRADIENT_BOUND = Claim(
               *_sharpness("ffn_gradient_bound", [_BY_ID[v] for v in _G_CONSTANTS])),
     terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_gradient_bound"), notes="Same points as ffn_hessian_bound. theory/bound.md.")
 
+FFN_THIRD_DERIVATIVE_BOUND = Claim(
+    id="ffn_third_derivative_bound", title="T(R) bounds the third-derivative norm over the ball",
+    statement=r"T(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla^3 L(\theta)\|",
+    check=check_third_derivative_bound, strategy=_strategy, case_type=Case,
+    variants=(Variant("bound_times_half", "T(R)/2 — " + PROBE, {"scale": 0.5},
+                      must_reject=False),
+              Variant("a3_zero", "a₃ = sup|σ'''| set to 0 (the σ''' part of the third "
+                      "derivative ignored)",
+                      {"activation": lambda name: replace(ACTIVATIONS[name].bound_constants(),
+                                                          a3=0.0)}),
+              Variant("first_order_terms_only", "T without its loss-curvature terms (c₃ and "
+                      "c₂ set to 0: only ℓ'·D³f)", {"c3": lambda loss: 0.0, "c2": lambda loss: 0.0}),
+              *_sharpness("ffn_third_derivative_bound",
+                          [_BY_ID[v] for v in ("a3_low", "c3_low")])),
+    terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_third_derivative_bound"),
+    notes="Lower bounds on ‖∇³L‖ (power method u ← ∇³L[u,u,·] from the Hessian's top "
+          "eigenvector at θ₀ and θ₀ ± R·v_top, and from a random direction at θ₀); "
+          "any above T(R) refutes it. theory/bound.md, bound (g).")
+
 FFN_SECOND_ORDER_ERROR_BOUND = Claim(
     id="ffn_second_order_error_bound",
     title="The k-epoch second-order error is within the explicit bound",
     statement=(r"\|\tau^{(k)} + k\eta g\| \le \eta^2 M(R) G(R)\binom{k}{2}\ \text{if } k\eta G(R)"
                r"\le R;\quad \le \|g\|\frac{(1+\eta M)^k - 1 - k\eta M}{M};\quad "
+               r"\le \tbinom k2\eta^2\|Hg\| + \eta^3 R_3(M, T);\quad "
                r"\le \eta M(R_t)\sum_{i<k}\|\theta_i-\theta_0\|;\quad "
                r"\text{SGD epoch: } \|\tau+\eta\sum_b g_b\| \le \eta^2\sum_b M_b\sum_{c<b}G_c"),
     check=check_error_bound, strategy=lambda: _strategy(error=True), case_type=Case,
     variants=(Variant("bound_times_half", "both bounds halved — " + PROBE, {"scale": 0.5},
                       must_reject=False),
               *M_ABLATIONS,
+              Variant("remainder_dropped", "the third-order bound without its η³ remainder "
+                      "(leading term C(k,2)η²‖Hg‖ only)", {"remainder_scale": 0.0}),
               *_sharpness("ffn_second_order_error_bound", _ERROR_BOUNDS)),
     terms=BOUND_TERMS, examples=_edge + _sharp_examples("ffn_second_order_error_bound"),
     subchecks={"one-SGD-epoch bound": "sgd_bound"},

@@ -1,0 +1,204 @@
+"""Bound (g): the third-order constants, the cubic layer recursion T(R), and the error bound
+that tends to the actual error as η → 0 (theory/bound.md)."""
+
+import math
+
+import mpmath
+import pytest
+import sympy as sp
+import torch
+
+from tvgrad.theory.activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, ActivationConstants
+from tvgrad.theory.bound import (
+    bounds,
+    certified_grad_norm,
+    certified_hg_norm,
+    cubic_sup,
+    g_regime_radius,
+    third_order_error_bound,
+)
+from tvgrad.theory.cases import Case, FFNProblem
+from tvgrad.theory.claims import CLAIMS, HOLDS, INCONCLUSIVE, VIOLATED
+from tvgrad.theory.claims.bound_claims import cubic_power
+from tvgrad.theory.derivatives import gradient
+from tvgrad.theory.losses import CE_C3, LOSSES
+from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.spectrum import hessian_norm_certified
+
+Z = torch.linspace(-30, 30, 2_000_001, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH_ACTIVATIONS))
+def test_a3_dominates_a_dense_grid_and_is_within_1e6_of_it(name):
+    """a₃ ≥ max over a 3·10⁻⁵-spaced grid of |σ'''| (autograd), and within 10⁻⁶ of it."""
+    fn, a3 = ACTIVATIONS[name].fn, ACTIVATIONS[name].constants.a3
+    z = Z.clone().requires_grad_(True)
+    d1 = torch.autograd.grad(fn(z).sum(), z, create_graph=True)[0]
+    d2 = torch.autograd.grad(d1.sum(), z, create_graph=True)[0]
+    d3 = torch.autograd.grad(d2.sum(), z)[0]
+    m = float(d3.abs().max())
+    assert m <= a3 <= m + 1e-6, (name, m, a3)
+
+
+def test_a3_closed_forms_with_sympy():
+    z = sp.Symbol("z", real=True)
+    assert sp.diff(sp.tanh(z), z, 3).subs(z, 0) == -2
+    s = 1 / (1 + sp.exp(-z))
+    assert sp.simplify(sp.diff(s, z, 3).subs(z, 0)) == sp.Rational(-1, 8)
+    phi = sp.exp(-z ** 2 / 2) / sp.sqrt(2 * sp.pi)
+    g3 = sp.diff(z * (1 + sp.erf(z / sp.sqrt(2))) / 2, z, 3)
+    assert sp.simplify(g3 + z * phi * (4 - z ** 2)) == 0
+    zs = sp.sqrt((7 - sp.sqrt(33)) / 2)  # where σ'''' = 0: z⁴ − 7z² + 4 = 0
+    assert abs(float(sp.diff(g3, z).subs(z, zs))) < 1e-12
+    assert 0 <= ACTIVATIONS["gelu"].constants.a3 - abs(float(g3.subs(z, zs))) < 1e-6
+
+
+def test_cross_entropy_c3_is_attained_and_never_exceeded():
+    """c₃ = √6/9: attained by the two-point law, and above |E_p[(u − ū)³]| for random logits and
+    unit directions (up to 12 classes) and for directions optimised against it."""
+    p = 0.5 + 1 / (2 * math.sqrt(3))
+    P, u = torch.tensor([p, 1 - p], dtype=torch.float64), torch.tensor([1.0, -1.0], dtype=torch.float64) / math.sqrt(2)
+    mom = lambda P, u: float((P * (u - (P * u).sum()) ** 3).sum())  # noqa: E731
+    assert abs(abs(mom(P, u)) - math.sqrt(6) / 9) < 1e-15
+    assert 0 <= CE_C3 - math.sqrt(6) / 9 < 1e-7
+    g = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        C = 2 + trial % 11
+        z = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % 4)
+        v = torch.randn(C, generator=g, dtype=torch.float64)
+        assert abs(mom(torch.softmax(z, 0), v / v.norm())) <= CE_C3
+    # the autograd third derivative of the loss itself, at the attaining point
+    logits = torch.log(P)
+    f = lambda t: torch.nn.functional.cross_entropy((logits + t * u)[None],  # noqa: E731
+                                                    torch.tensor([0]))
+    d3 = torch.func.grad(torch.func.grad(torch.func.grad(f)))(torch.tensor(0.0, dtype=torch.float64))
+    assert abs(abs(float(d3)) - math.sqrt(6) / 9) < 1e-12
+    assert LOSSES["mse"].c3 == 0.0
+
+
+def test_cubic_sup_bounds_random_and_optimised_directions():
+    g = torch.Generator().manual_seed(1)
+    P = torch.rand(3, 4, 4, 4, generator=g, dtype=torch.float64)
+    P[1] = 0
+    P[2, 0, 0, 0] = 5.0
+    up = cubic_sup(P)
+    assert float(up[1]) == 0.0
+    for i in range(3):
+        a = torch.rand(4, generator=g, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([a], lr=0.05)
+        for _ in range(300):  # projected ascent: the supremum from below
+            b = a.abs() / a.norm()
+            val = torch.einsum("ijk,i,j,k->", P[i], b, b, b)
+            opt.zero_grad()
+            (-val).backward()
+            opt.step()
+        assert float(val.detach()) <= float(up[i]) * (1 + 1e-12)
+    # a rank-one cubic c⊗c⊗c: both bounds are exact (‖c‖³)
+    c = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    assert abs(float(cubic_sup(torch.einsum("i,j,k->ijk", c, c, c)[None])[0]) - c.norm() ** 3) < 1e-12
+
+
+CASES = [Case(spec=NetSpec(2, (4, 3), 2, "tanh"), n=4, seed=0, radius=0.3, x_scale=3.0),
+         Case(spec=NetSpec(1, (1,), 1, "tanh", False), n=1, seed=8, radius=0.01, x_scale=3.0,
+              y_scale=10.0),
+         Case(spec=NetSpec(3, (5,), 3, "gelu"), loss="cross_entropy", n=5, seed=2, radius=0.1),
+         Case(spec=NetSpec(2, (3, 3), 2, "silu"), n=3, seed=4, radius=1.0, x_scale=3.0),
+         Case(spec=NetSpec(2, (2,), 2, "sigmoid"), loss="cross_entropy", n=2, seed=5,
+              radius=0.3),
+         Case(spec=NetSpec(1, (2, 2), 1, "softplus"), n=2, seed=6, radius=0.3, y_scale=10.0)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.summary())
+def test_T_bounds_the_third_derivative_at_points_of_the_ball(case):
+    """T(R) ≥ |∇³L(θ)[u,u,u]| (power method) at θ₀ and random points of the ball; T grows with
+    R and is unknown (nan) without a₃."""
+    prob = FFNProblem(case)
+    f, th, R = prob.loss_fn(0), prob.theta0, case.radius
+    T = bounds(prob, R, third=True).T
+    assert math.isfinite(T) and T > 0
+    g = torch.Generator().manual_seed(case.seed)
+    for i in range(4):
+        u = torch.randn(th.shape, generator=g, dtype=th.dtype)
+        pt = th + (R * i / 3) * u / u.norm()
+        assert cubic_power(f, pt, torch.randn(th.shape, generator=g, dtype=th.dtype), 8) <= T
+    assert bounds(prob, 2 * R, third=True).T >= T
+    assert math.isnan(bounds(prob, R).T)
+
+
+def test_unknown_third_order_constants_give_no_T_and_an_inconclusive_claim():
+    no_a3 = lambda name: ActivationConstants(1.0, 0.7698004, 0.0, 1.0, 1.0)  # noqa: E731
+    case = CASES[0]
+    from tvgrad.theory.bound import BoundTerms
+    assert math.isnan(bounds(FFNProblem(case), 0.1, terms=BoundTerms(activation=no_a3),
+                             third=True).T)
+    claim = CLAIMS["ffn_third_derivative_bound"]
+    out = claim.check(case, {**claim.terms, "activation": no_a3})
+    assert out.verdict == INCONCLUSIVE and "a₃ or c₃ unknown" in out.detail
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_third_order_bound_on_a_cubic_in_one_dimension(k):
+    """L(θ) = ½hθ² + (t/6)θ³ with ‖∇²L‖ ≤ M = |h| + |t|R and ‖∇³L‖ = |t| on the ball: gradient
+    descent in 50-digit arithmetic stays within the bound, and as η → 0 the bound over the
+    actual error tends to 1 (the leading term C(k,2)η²|h g| is the error's own)."""
+    mpmath.mp.dps = 50
+    h, t, th0 = mpmath.mpf(-2), mpmath.mpf(3), mpmath.mpf("0.4")
+    grad = lambda th: h * th + t / 2 * th ** 2  # noqa: E731
+    g = grad(th0)
+    ratios = []
+    for eta in (mpmath.mpf("1e-2"), mpmath.mpf("1e-4"), mpmath.mpf("1e-6")):
+        th = th0
+        for _ in range(k):
+            th = th - eta * grad(th)
+        err = abs(th - th0 + k * eta * g)
+        R = float(k * eta * abs(g)) * 2
+        M = float(abs(h) + abs(t) * (abs(th0) + R))
+        bound = third_order_error_bound(float(abs(g * (h + t * th0))), float(abs(h + t * th0)),
+                                        M, float(abs(t)), float(abs(g)), float(eta), k)
+        assert err <= bound * (1 + 1e-14) + mpmath.mpf(10) ** -45
+        if k >= 2:
+            ratios.append(float(err) / bound)
+    if k == 1:
+        assert bound == 0.0
+    else:
+        assert ratios[-1] > 1 - 1e-4 and ratios[0] < ratios[-1]
+
+
+def test_planted_third_order_variants_are_rejected_where_the_bound_is_tight():
+    """k = 2, small η: the bound is within O(η) of the actual error, so lowering it by 10 % or
+    dropping its η³ remainder is violated, while the true bound holds."""
+    claim = CLAIMS["ffn_second_order_error_bound"]
+    case = Case(spec=NetSpec(2, (4,), 2, "tanh"), n=4, seed=3, eta=1e-5, epochs=2, x_scale=3.0,
+                y_scale=10.0)
+    out = claim.run(case)
+    assert out.verdict == HOLDS and out.measurements["actual_over_third_order"] > 0.95
+    assert claim.run(case, "third_order_low").verdict == VIOLATED
+    assert claim.run(case, "remainder_dropped").verdict == VIOLATED
+
+
+def test_certified_hg_norm_covers_the_exact_product_at_a_computed_minimum():
+    """At θ₀ where the float64 gradient is (nearly) zero, ‖Hg‖ is certified through the
+    gradient's forward-error term, never a computed 0."""
+    case = Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=1, at_minimum=True)
+    prob = FFNProblem(case)
+    f, th = prob.loss_fn(0), prob.theta0
+    g = gradient(f, th)
+    gc = certified_grad_norm(prob, g)
+    H0 = sum(hessian_norm_certified(f, th)[::2])
+    hg = certified_hg_norm(f, th, g, gc, H0)
+    assert hg >= H0 * (gc - float(g.norm())) > 0
+
+
+def test_the_third_order_bound_is_the_tightest_on_the_pinned_cases():
+    claim = CLAIMS["ffn_second_order_error_bound"]
+    tighter = 0
+    for case in claim.examples:
+        m = claim.run(case).measurements
+        if m.get("third_order") is not None and m.get("g_anchored") is not None:
+            tighter += m["third_order"] <= m["g_anchored"]
+            R = g_regime_radius(FFNProblem(case), case.epochs, case.eta,
+                                certified_grad_norm(FFNProblem(case),
+                                                    gradient(FFNProblem(case).loss_fn(0),
+                                                             FFNProblem(case).theta0)))
+            assert R is not None
+    assert tighter >= 3
