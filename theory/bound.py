@@ -165,8 +165,9 @@ def cubic_sup(P: Tensor) -> Tensor:
 def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
                   terms: BoundTerms = TRUE_TERMS, third: bool = False) -> tuple[Tensor, ...]:
     """Per sample: (J ≥ ‖∂f/∂θ‖₂, S ≥ sup_{‖u‖=1}‖D²f[u,u]‖, F ≥ ‖f(x)‖) over the ball of
-    radius R around θ₀, by the layer recursions of theory/bound.md; with ``third``, also
-    Tf ≥ sup_{‖u‖=1}‖D³f[u,u,u]‖ (bound (g); nan when the activation has no a₃).
+    radius R around θ₀, by the layer recursions of theory/bound.md; with ``third``, also the
+    cubic forms P (n, L, L, L) with ‖D³f[u,u,u]‖ ≤ P[a,a,a], a_l = ‖u's part in layer l‖
+    (bound (g); None when the activation has no a₃; :func:`cubic_sup` bounds their sup).
     """
     spec = prob.case.spec
     k = terms.activation(spec.activation)
@@ -217,9 +218,7 @@ def sample_bounds(prob: Problem, R: float, x: Tensor, naive: bool = False,
     else:
         J = c.norm(dim=1)
         S = torch.linalg.eigvalsh(0.5 * (Q + Q.transpose(1, 2)))[:, -1].clamp_min(0)
-    if not third:
-        return J, S, F
-    return J, S, F, cubic_sup(P) if P is not None else torch.full_like(J, math.nan)
+    return (J, S, F, P) if third else (J, S, F)
 
 
 ACTIVATION_ULPS = 16
@@ -304,6 +303,19 @@ def at_theta0(prob: Problem, task: int = 0, index: Tensor | None = None) -> AtTh
     return cache[key]
 
 
+def loss_third_bound(c1, c2, c3, J, S, Tf):
+    r"""Per sample, ``T ≥ sup_{‖u‖=1} |∇³_θ ℓ(f(θ))[u,u,u]|`` from bounds on the loss's
+    derivatives (c₁, c₂, c₃) and the network's (J, S, Tf):
+
+    .. math::
+        \tfrac{d^3}{dt^3}\ell(f(\theta+tu)) = \ell'''[Df\,u]^3 + 3\ell''[Df\,u, D^2f[u,u]]
+        + \ell'[D^3f[u,u,u]] \le c_3J^3 + 3c_2JS + c_1T_f
+
+    (Faà di Bruno; a symmetric trilinear form's norm is its supremum on the diagonal, Banach).
+    """
+    return c3 * J ** 3 + 3 * c2 * J * S + c1 * Tf
+
+
 def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
            naive: bool = False, terms: BoundTerms = TRUE_TERMS, third: bool = False) -> Bounds:
     """M(R), G(R) (and with ``third``, T(R)) for the mean loss of ``task`` (optionally over
@@ -327,7 +339,7 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
                            f"{prob.theta0.dtype}: use problem.to(torch.float64)")
     d = prob.data[task]
     x, y = (d.x, d.y) if index is None else (d.x[index], d.y[index])
-    J, S, F, *Tf = sample_bounds(prob, R, x, naive, terms, third=third and not naive)
+    J, S, F, *P = sample_bounds(prob, R, x, naive, terms, third=third and not naive)
     t0 = None if naive else at_theta0(prob, task, index)
     if t0 is not None and t0.J0 is not None:
         # bound (b): the Jacobian measured at θ₀ plus its change over the ball. For the
@@ -355,10 +367,8 @@ def bounds(prob: Problem, R: float, task: int = 0, index: Tensor | None = None,
         return Bounds(float(per_M.max()), float(per_G.max()), R)
     T = math.nan
     c3 = terms.c3(prob.case.loss)
-    if Tf and c3 is not None:
-        # d³/dt³ ℓ(f(θ+tu)) = ℓ'''[Df u]³ + 3ℓ''[Df u, D²f[u,u]] + ℓ'[D³f[u,u,u]], and a
-        # symmetric trilinear form's norm is its sup over u = v = w (Banach)
-        T = float((c3 * J ** 3 + 3 * c2 * J * S + c1 * Tf[0]).mean())
+    if P and P[0] is not None and c3 is not None:
+        T = float(loss_third_bound(c1, c2, c3, J, S, cubic_sup(P[0])).mean())
     return Bounds(float(per_M.mean()), float(per_G.mean()), R, T)
 
 

@@ -137,14 +137,17 @@ def test_unknown_third_order_constants_give_no_T_and_an_inconclusive_claim():
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
-def test_third_order_bound_on_a_cubic_in_one_dimension(k):
-    """L(θ) = ½hθ² + (t/6)θ³ with ‖∇²L‖ ≤ M = |h| + |t|R and ‖∇³L‖ = |t| on the ball: gradient
-    descent in 50-digit arithmetic stays within the bound, and as η → 0 the bound over the
-    actual error tends to 1 (the leading term C(k,2)η²|h g| is the error's own)."""
+@pytest.mark.parametrize("sign", [1, -1])
+def test_third_order_bound_on_a_cubic_in_one_dimension(k, sign):
+    """L(θ) = ½hθ² + (t/6)θ³ with ‖∇²L‖ ≤ M = |h| + |t|(|θ₀| + R) and ‖∇³L‖ = |t|: gradient
+    descent in 50-digit arithmetic stays within the bound. With h = −2, t = 3, θ₀ = −0.4
+    (``sign = 1``: concave, every term of the remainder of the same sign) the bound is attained
+    exactly for every k, so none of its coefficients can be lowered; with θ₀ = +0.4 it tends
+    to the actual error as η → 0 (its leading term C(k,2)η²|Hg| is the error's own)."""
     mpmath.mp.dps = 50
-    h, t, th0 = mpmath.mpf(-2), mpmath.mpf(3), mpmath.mpf("0.4")
+    h, t, th0 = mpmath.mpf(-2), mpmath.mpf(3), mpmath.mpf("0.4") * -sign
     grad = lambda th: h * th + t / 2 * th ** 2  # noqa: E731
-    g = grad(th0)
+    g, H0 = grad(th0), h + t * th0
     ratios = []
     for eta in (mpmath.mpf("1e-2"), mpmath.mpf("1e-4"), mpmath.mpf("1e-6")):
         th = th0
@@ -153,13 +156,15 @@ def test_third_order_bound_on_a_cubic_in_one_dimension(k):
         err = abs(th - th0 + k * eta * g)
         R = float(k * eta * abs(g)) * 2
         M = float(abs(h) + abs(t) * (abs(th0) + R))
-        bound = third_order_error_bound(float(abs(g * (h + t * th0))), float(abs(h + t * th0)),
-                                        M, float(abs(t)), float(abs(g)), float(eta), k)
+        bound = third_order_error_bound(float(abs(g * H0)), float(abs(H0)), M, float(abs(t)),
+                                        float(abs(g)), float(eta), k)
         assert err <= bound * (1 + 1e-14) + mpmath.mpf(10) ** -45
         if k >= 2:
             ratios.append(float(err) / bound)
     if k == 1:
         assert bound == 0.0
+    elif sign == 1:
+        assert all(abs(r - 1) < 1e-12 for r in ratios), ratios
     else:
         assert ratios[-1] > 1 - 1e-4 and ratios[0] < ratios[-1]
 
@@ -202,3 +207,61 @@ def test_the_third_order_bound_is_the_tightest_on_the_pinned_cases():
                                                              FFNProblem(case).theta0)))
             assert R is not None
     assert tighter >= 3
+
+
+def test_cubic_recursion_is_the_majorant_of_a_width_one_chain():
+    """f = W₂σ(W₁σ(W₀x)) with scalar weights and no biases: sympy differentiates f three times
+    along a direction (dW_l = a_l) with σ a generic function; every coefficient of that
+    expansion is a positive integer, so replacing σ⁽ʲ⁾ by aⱼ, each σ(z_l) by its bound H_l, each
+    weight by s_l = |W_l| and x by |x| gives the majorant — which the layer recursion's cubic
+    form P[a, a, a] must equal (to rounding) for every a ≥ 0. Lowering any coefficient of the
+    recursion breaks the equality."""
+    from tvgrad.theory.bound import layer_spectral_norms, sample_bounds
+    case = Case(spec=NetSpec(1, (1, 1), 1, "tanh", bias=False), n=1, seed=3, x_scale=3.0)
+    prob = FFNProblem(case)
+    x = prob.data[0].x
+    s = layer_spectral_norms(prob)
+    k = ACTIVATIONS["tanh"].constants
+    P = sample_bounds(prob, 0.0, x, third=True)[3][0]
+    t = sp.Symbol("t")
+    W = sp.symbols("W0:3")
+    a = sp.symbols("a0:3")
+    sig = sp.Function("sig")
+    xs = sp.Symbol("x")
+    h1 = sig((W[0] + t * a[0]) * xs)
+    h2 = sig((W[1] + t * a[1]) * h1)
+    d3 = sp.diff((W[2] + t * a[2]) * h2, t, 3).subs(t, 0).doit()
+    deriv = {1: k.a1, 2: k.a2, 3: k.a3}
+    d3 = d3.replace(lambda e: isinstance(e, sp.Subs),
+                    lambda e: sp.Float(deriv[e.args[0].derivative_count]))
+    d3 = d3.replace(lambda e: isinstance(e, sp.Derivative),
+                    lambda e: sp.Float(deriv[e.derivative_count]))
+    H0 = abs(float(x[0, 0]))
+    H1 = min(s[0] * H0, 1.0)  # tanh: |σ(z)| ≤ min(|z|, 1)
+    H2 = min(s[1] * H1, 1.0)
+    d3 = d3.subs(sig(W[1] * sig(W[0] * xs)), H2).subs(sig(W[0] * xs), H1)
+    d3 = d3.subs({W[0]: s[0], W[1]: s[1], W[2]: s[2], xs: H0})
+    assert d3.free_symbols <= set(a), d3.free_symbols
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        v = torch.rand(3, generator=g, dtype=torch.float64)
+        v = v / v.norm()
+        ref = float(d3.subs(dict(zip(a, v.tolist()))))
+        got = float(torch.einsum("ijk,i,j,k->", P, v, v, v))
+        assert abs(got - ref) <= 1e-12 * ref, (got, ref)
+
+
+def test_loss_third_bound_has_the_chain_rule_coefficients():
+    """sympy differentiates ℓ(f(t)) three times for generic ℓ and f; with ℓ⁽ʲ⁾ → cⱼ and
+    f', f'', f''' → J, S, Tf its value must equal :func:`loss_third_bound`'s."""
+    from tvgrad.theory.bound import loss_third_bound
+    t = sp.Symbol("t")
+    ell, f = sp.Function("ell"), sp.Function("f")
+    d3 = sp.diff(ell(f(t)), t, 3).doit()
+    vals = {"c1": 0.7, "c2": 1.3, "c3": 0.27, "J": 2.0, "S": 5.0, "Tf": 11.0}
+    d3 = d3.subs({sp.Derivative(f(t), (t, 3)): vals["Tf"], sp.Derivative(f(t), (t, 2)): vals["S"],
+                  sp.Derivative(f(t), t): vals["J"]})
+    d3 = d3.replace(lambda e: isinstance(e, (sp.Subs, sp.Derivative)),
+                    lambda e: sp.Float(vals[f"c{(e.args[0] if isinstance(e, sp.Subs) else e).derivative_count}"]))
+    assert not d3.free_symbols, d3
+    assert abs(float(d3) - loss_third_bound(**vals)) < 1e-12
