@@ -2,7 +2,7 @@
 
 Where the bound claims' strategies draw moderate networks, this search draws the extremes the
 bound must also survive: depth up to 6, width up to 128, inputs scaled up to 10³, up to 64
-classes, saturating activations, radii from 10⁻⁶ to 10, and runs the three bound checks (with
+classes, saturating activations, radii from 10⁻⁶ to 10, and runs the four bound checks (with
 their in-ball adversary, :func:`~tvgrad.theory.claims.bound_claims.ascend_hessian`) on each,
 keeping the largest ratio of each claim. Any violation is reported with its case (a minimal
 counterexample: ``tvgrad reproduce --claim … --case …`` re-runs it).
@@ -22,6 +22,7 @@ from .cases import Case
 from .nets import NetSpec
 
 RATIOS = {"ffn_hessian_bound": "exact_over_bound", "ffn_gradient_bound": "exact_over_bound",
+          "ffn_third_derivative_bound": "lower_over_bound",
           "ffn_second_order_error_bound": "actual_over_best"}
 
 
