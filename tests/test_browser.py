@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tvgrad.theory.campaign import verify
+from tvgrad.theory.claims import CLAIMS
 from tvgrad.theory.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,7 +59,7 @@ def test_theory_report_in_chromium(tmp_path):
     dom, log = _open(html, tmp_path, "theory")
     _clean(log)
     cells = re.findall(r'<td class="statement">(.*?)</td>', dom, re.S)
-    assert len(cells) == 9 and all(c.lstrip().startswith("<math") for c in cells)
+    assert len(cells) == len(CLAIMS) and all(c.lstrip().startswith("<math") for c in cells)
     assert dom.count("<svg") == src.count("<svg") >= 4
     assert "<math" in dom.split('id="theorem"')[1]  # bound.md's math rendered too
     assert "$" not in dom.split('id="theorem"')[1].split("</div>")[0]
