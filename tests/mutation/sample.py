@@ -43,7 +43,8 @@ def tests_for(module: str) -> list[str]:
     if p.parent.name == "claims" or p.stem in ("bound", "cases", "training", "derivatives",
                                                "spectrum", "rounding", "activations", "losses",
                                                "module_problem", "strategies", "nets"):
-        out += ["tests/theory/claims", "tests/theory/test_bound_soundness.py"]
+        out += ["tests/theory/claims", "tests/theory/test_bound_soundness.py",
+                "tests/theory/test_third_order.py"]
     if p.stem in ("campaign", "profiles", "limits", "report"):
         out += ["tests/theory/test_verdicts.py", "tests/theory/test_campaign_misuse.py",
                 "tests/theory/test_campaign.py"]
