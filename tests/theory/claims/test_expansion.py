@@ -215,3 +215,25 @@ def test_next_order_floor_rule_uses_each_points_own_neighbours():
     assert (e1[2:] > 0).all(), e1
     e1_unresolved, _ = next_order_ratios(etas, q, 4 * a * etas ** 2)  # floor above ‖d₁‖
     assert (e1_unresolved[2:] == 0).all()
+
+
+def test_trajectory_floor_covers_the_rounding_of_an_oscillating_trajectory():
+    """L = ½hθ² with ηh ≈ 2: the iterates oscillate, so ‖τ‖ ≈ 0 while η Σ‖g_j‖ is large — the
+    floor's 3ηΣ‖g‖ term (the rounding of the steps ηg_j) is what covers the float64 error of τ,
+    measured against 50-digit mpmath."""
+    import mpmath
+
+    from tvgrad.theory.claims.expansion import trajectory_floor
+    mpmath.mp.dps = 50
+    for h, th0, k in ((3.0, 10.0, 2), (7.0, 0.37, 4), (0.3, 123.0, 6)):
+        eta = 2.0 / h * (1 + 1e-9)
+        th, ex, gsum = th0, mpmath.mpf(th0), 0.0
+        for _ in range(k):
+            gsum += abs(h * th)
+            th = th - eta * (h * th)
+            ex = ex - mpmath.mpf(eta) * (mpmath.mpf(h) * ex)
+        tau = torch.tensor([[th - th0]], dtype=torch.float64)
+        floor = float(trajectory_floor(abs(th0), tau, torch.tensor([eta], dtype=torch.float64), k,
+                                       torch.tensor([gsum], dtype=torch.float64), 0.0)[0])
+        err = abs(mpmath.mpf(th - th0) - (ex - mpmath.mpf(th0)))
+        assert 0 < floor and err <= floor, (h, th0, k, float(err), floor)
