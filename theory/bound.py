@@ -37,6 +37,7 @@ from torch import Tensor
 from ..errors import InvalidInput
 from .activations import ACTIVATIONS, ActivationConstants
 from .cases import FFNProblem as Problem
+from .derivatives import hvp
 from .losses import LOSSES
 from .rounding import U64, gamma
 
@@ -453,15 +454,21 @@ def g_anchored_error_bound(M: float, g_norm: float, eta: float, k: int) -> float
     return g_norm * eta * sum(math.comb(k, j) * x ** (j - 1) for j in range(2, k + 1))
 
 
+def anchored_distance(M: float, g_norm: float, eta: float, i: int) -> float:
+    """The g-anchored bound on ‖θ_i − θ₀‖: ‖g‖((1+ηM)^i − 1)/M, summed without cancellation
+    as η‖g‖ Σ_{j=1}^{i} C(i,j)(ηM)^{j−1} (0 for i = 0; see :func:`g_anchored_error_bound`).
+    """
+    x = eta * M
+    return g_norm * eta * sum(math.comb(i, j) * x ** (j - 1) for j in range(1, i + 1))
+
+
 def g_regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
                     task: int = 0) -> float | None:
     """Smallest R found with ‖g‖((1+ηM(R))^{steps−1} − 1)/M(R) ≤ R: then θ_0…θ_{steps−1}
     stay in the ball (the bound on d_{steps−1} of :func:`g_anchored_error_bound`).
     """
     def reach(R: float) -> float:
-        x = eta * bounds(prob, R, task).M
-        return g_norm * eta * sum(math.comb(steps - 1, j) * x ** (j - 1)
-                                  for j in range(1, steps))
+        return anchored_distance(bounds(prob, R, task).M, g_norm, eta, steps - 1)
     return _fixed_point_radius(reach, max(steps - 1, 1) * eta * g_norm, iters)
 
 
@@ -505,13 +512,11 @@ def third_order_error_bound(Hg: float, H0: float, M: float, T: float, g_norm: fl
         k: number of full-batch steps (epochs).
         remainder_scale: factor on the η³ remainder (1: as derived; planted variants only).
     """
-    x = eta * M
     dev: list[float] = []
     rem = 0.0
     for j in range(k):
-        anchored = g_norm * eta * sum(math.comb(j, i) * x ** (i - 1) for i in range(1, j + 1))
         delta = eta * sum(dev)
-        D = min(anchored, j * eta * g_norm + delta)
+        D = min(anchored_distance(M, g_norm, eta, j), j * eta * g_norm + delta)
         dev.append(min(M * D, H0 * D + T / 2 * D * D))
         rem += H0 * delta + T / 2 * D * D
     return math.comb(k, 2) * eta ** 2 * Hg + remainder_scale * eta * rem
@@ -524,7 +529,6 @@ def certified_hg_norm(f, theta0: Tensor, g: Tensor, g_cert: float, H0: float) ->
     an assumption on torch's float64 double backward) and the last the gradient's own error
     (:func:`certified_grad_norm` bounds ‖g − g̃‖ by ``g_cert − ‖g̃‖``). ``H0`` ≥ ‖∇²L(θ₀)‖₂.
     """
-    from .derivatives import hvp
     gn = float(g.norm())
     hg = float(hvp(f, theta0, g).norm())
     return hg + 10 * theta0.numel() * U64 * H0 * gn + H0 * max(g_cert - gn, 0.0)

@@ -18,14 +18,15 @@ Z = torch.linspace(-30, 30, 2_000_001, dtype=torch.float64)
 
 @pytest.mark.parametrize("name", sorted(SMOOTH_ACTIVATIONS))
 def test_activation_constants_dominate_a_dense_grid(name):
-    """a₁, a₂ ≥ max over a 3·10⁻⁵-spaced grid of |σ'|, |σ''| (autograd), and within 10⁻⁶ of it;
-    |σ(z)| ≤ β + κ|z| on the grid."""
+    """a₁, a₂, a₃ ≥ max over a 3·10⁻⁵-spaced grid of |σ'|, |σ''|, |σ'''| (autograd), and within
+    10⁻⁶ of it; |σ(z)| ≤ β + κ|z| on the grid."""
     k = ACTIVATIONS[name].constants
     fn = ACTIVATIONS[name].fn
     z = Z.clone().requires_grad_(True)
     d1 = torch.autograd.grad(fn(z).sum(), z, create_graph=True)[0]
-    d2 = torch.autograd.grad(d1.sum(), z)[0]
-    for bound, vals in ((k.a1, d1.detach()), (k.a2, d2)):
+    d2 = torch.autograd.grad(d1.sum(), z, create_graph=True)[0]
+    d3 = torch.autograd.grad(d2.sum(), z)[0]
+    for bound, vals in ((k.a1, d1.detach()), (k.a2, d2.detach()), (k.a3, d3)):
         m = float(vals.abs().max())
         assert m <= bound <= m + 1e-6, (name, m, bound)
     assert bool((fn(Z).abs() <= k.beta + k.kappa * Z.abs() + 1e-15).all())

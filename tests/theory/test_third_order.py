@@ -8,13 +8,12 @@ import pytest
 import sympy as sp
 import torch
 
-from tvgrad.theory.activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, ActivationConstants
+from tvgrad.theory.activations import ACTIVATIONS, ActivationConstants
 from tvgrad.theory.bound import (
     bounds,
     certified_grad_norm,
     certified_hg_norm,
     cubic_sup,
-    g_regime_radius,
     third_order_error_bound,
 )
 from tvgrad.theory.cases import Case, FFNProblem
@@ -24,20 +23,6 @@ from tvgrad.theory.derivatives import gradient
 from tvgrad.theory.losses import CE_C3, LOSSES
 from tvgrad.theory.nets import NetSpec
 from tvgrad.theory.spectrum import hessian_norm_certified
-
-Z = torch.linspace(-30, 30, 2_000_001, dtype=torch.float64)
-
-
-@pytest.mark.parametrize("name", sorted(SMOOTH_ACTIVATIONS))
-def test_a3_dominates_a_dense_grid_and_is_within_1e6_of_it(name):
-    """a₃ ≥ max over a 3·10⁻⁵-spaced grid of |σ'''| (autograd), and within 10⁻⁶ of it."""
-    fn, a3 = ACTIVATIONS[name].fn, ACTIVATIONS[name].constants.a3
-    z = Z.clone().requires_grad_(True)
-    d1 = torch.autograd.grad(fn(z).sum(), z, create_graph=True)[0]
-    d2 = torch.autograd.grad(d1.sum(), z, create_graph=True)[0]
-    d3 = torch.autograd.grad(d2.sum(), z)[0]
-    m = float(d3.abs().max())
-    assert m <= a3 <= m + 1e-6, (name, m, a3)
 
 
 def test_a3_closed_forms_with_sympy():
@@ -201,11 +186,7 @@ def test_the_third_order_bound_is_the_tightest_on_the_pinned_cases():
         m = claim.run(case).measurements
         if m.get("third_order") is not None and m.get("g_anchored") is not None:
             tighter += m["third_order"] <= m["g_anchored"]
-            R = g_regime_radius(FFNProblem(case), case.epochs, case.eta,
-                                certified_grad_norm(FFNProblem(case),
-                                                    gradient(FFNProblem(case).loss_fn(0),
-                                                             FFNProblem(case).theta0)))
-            assert R is not None
+            assert m["R_anchored"] is not None  # computed in the g-anchored regime
     assert tighter >= 3
 
 

@@ -142,17 +142,22 @@ def _project(th0: Tensor, th: Tensor, R: float) -> Tensor:
     return th if n <= R else th0 + d * (R / n)
 
 
+def third_contraction(f, th: Tensor, v: Tensor) -> Tensor:
+    """∇³L(θ)[v, v, ·]: the gradient of ⟨v, ∇²L(θ)v⟩ (torch.func, double backward)."""
+    return torch.func.grad(lambda t: torch.dot(v, hvp(f, t, v)))(th)
+
+
 def ascend_hessian(f, th0: Tensor, R: float, v0: Tensor, steps: int = ASCENT_STEPS) -> Tensor:
     """An adversary inside the ball: projected gradient ascent on s·vᵀ∇²L(θ)v (v the top
     eigenvector, s its eigenvalue's sign; v refreshed by one power step per iterate), normalised
     steps of R/2, R/4, …; returns the last iterate (where the claim then evaluates the exact
-    ‖∇²L‖₂). The third derivative is a gradient of an HVP (torch.func, double backward).
+    ‖∇²L‖₂). The third derivative is :func:`third_contraction`.
     """
     th, v = th0.clone(), v0
     for j in range(steps):
         Hv = hvp(f, th, v)
         s = 1.0 if float(torch.dot(v, Hv)) >= 0 else -1.0
-        d = torch.func.grad(lambda t: torch.dot(v, hvp(f, t, v)))(th) * s
+        d = third_contraction(f, th, v) * s
         nd = float(d.norm())
         if nd == 0 or not math.isfinite(nd):
             break
@@ -226,12 +231,12 @@ POWER_STEPS = 4
 def cubic_power(f, th: Tensor, u: Tensor, steps: int = POWER_STEPS) -> float:
     r"""A *lower* bound on ‖∇³L(θ)‖ (the symmetric trilinear form's norm, sup over unit u of
     |∇³L[u,u,u]|) by the higher-order power method u ← ∇³L[u,u,·]/‖·‖ from ``u``; the largest
-    |∇³L[u,u,u]| met. ∇³L[u,u,·] is the gradient of ⟨u, ∇²L(θ)u⟩ (torch.func, double backward).
+    |∇³L[u,u,u]| met (:func:`third_contraction`).
     """
     best = 0.0
     u = u / u.norm()
     for _ in range(steps):
-        w = torch.func.grad(lambda t: torch.dot(u, hvp(f, t, u)))(th)
+        w = third_contraction(f, th, u)
         best = max(best, abs(float(torch.dot(w, u))))
         nw = float(w.norm())
         if nw == 0 or not math.isfinite(nw):
