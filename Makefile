@@ -45,11 +45,11 @@ test-all: $(STAMP)  ## run every test, the slow ones included
 lint: $(STAMP)  ## ruff: pyflakes, import order, pydocstyle (Google) on the public API
 	$(BIN)/ruff check .
 
-verify: $(STAMP)  ## run every claim and planted variant; writes $(OUT)/theory.json, theory_examples.csv, theory.html
-	$(BIN)/tvgrad verify --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
+verify: $(STAMP)  ## self-test the tool (tests/theory, ~1 min), then run every claim and planted variant; writes $(OUT)/theory.json, theory_examples.csv, theory.html
+	$(BIN)/tvgrad verify --self-test --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) --out $(OUT)
 
 deep: $(STAMP)  ## the deep profile: 2000 examples per claim, depth <= 6, width <= 128 (~10 min); writes $(OUT)/deep/
-	$(BIN)/tvgrad verify --profile deep --seed $(SEED) --jobs $(JOBS) --out $(OUT)/deep
+	$(BIN)/tvgrad verify --self-test --profile deep --seed $(SEED) --jobs $(JOBS) --out $(OUT)/deep
 
 MODEL ?= tvgrad-tiny-ViT
 PRETRAINED ?= none
@@ -84,12 +84,12 @@ bench-gpu: $(STAMP)  ## images/s of finetuning with vs without trajectory record
 
 MUTATE ?= theory/rounding.py
 MUTATE_TESTS ?= tests/theory/test_rounding.py tests/theory/claims/test_claims.py -k "rounding or tight or perturbation or one_epoch_exact or ta_equals_mtl_step"
-mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TESTS; appends to docs/mutation.md (slow, not in CI)
+mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TESTS (default: its mirrored tests); appends to docs/mutation.md (slow, not in CI)
 	$(BIN)/python -m pip install -q cosmic-ray
-	$(BIN)/python tests/mutation/run.py --module $(MUTATE) --tests '$(MUTATE_TESTS)'
+	$(BIN)/python tests/mutation/run.py --module $(MUTATE) $(if $(MUTATE_TESTS),--tests '$(MUTATE_TESTS)')
 
 SAMPLE ?= 40
-mutate-sample: $(STAMP)  ## a seeded random sample of mutants over all of theory/, each against its tests and tvgrad verify (slow; run in a checkout of its own)
+mutate-sample: $(STAMP)  ## a seeded random sample of mutants over all of theory/, each against make verify's two stages, self-test and campaign (slow; run in a checkout of its own)
 	$(BIN)/python -m pip install -q cosmic-ray
 	$(BIN)/python tests/mutation/sample.py -n $(SAMPLE) --resume
 

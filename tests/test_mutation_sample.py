@@ -26,3 +26,16 @@ def test_report_counts_rates_without_the_equivalent_mutants(tmp_path):
     assert "killed by tests + verify: 2/3 = 67 %" in text
     assert "killed by verify alone: 1/3 = 33 %" in text
     assert "equivalent: shape only" in text
+
+
+def test_report_of_a_self_tested_sample_gives_the_campaigns_share(tmp_path):
+    log = tmp_path / "log.jsonl"
+    recs = [dict(module="theory/a.py", line=i, operator="op", occurrence=0, killed_by_tests=t,
+                 killed_by_campaign=c, killed_by_verify=t or c) for i, (t, c) in
+            enumerate([(True, True), (True, False), (False, True), (False, False)])]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = sample.report(log, {})
+    assert "killed by verify alone: 3/4 = 75 %" in text
+    assert "killed by the campaign alone (tvgrad verify without --self-test): 2/4 = 50 %" in text
+    assert "| mutant | self-test | campaign | make verify | note |" in text
+    assert "| `theory/a.py:1:op:0` | killed | survived | killed |  |" in text

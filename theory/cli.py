@@ -34,6 +34,9 @@ def add_commands(sub) -> None:
     v.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="total wall time shared by all runs; each stops drawing new examples "
                         "when its share is spent (reported as budget_exhausted)")
+    v.add_argument("--self-test", action="store_true",
+                   help="first run the reference tests of theory/ (tests/theory of the source "
+                        "checkout, ~1 min; what make verify does) and run no claim if any fails")
     v.set_defaults(handler=_verify)
     h = sub.add_parser("report", help="re-render theory.html from theory.json and the CSV "
                                       "(no claim is re-run)")
@@ -111,6 +114,18 @@ def _verify(args) -> int:
     if args.max_examples is not None and args.max_examples < 1:
         raise InvalidInput(f"--max-examples must be >= 1, got {args.max_examples}")
     check_jobs(args.jobs)
+    extra = None
+    if args.self_test:
+        from .selftest import describe, run_self_test, source_tests
+        print(f"self-test: the reference tests of theory/ ({source_tests()}) …", flush=True)
+        result = run_self_test(args.jobs)
+        print(describe(result), flush=True)
+        if result["status"] != "passed":
+            print("\nno claim was run: a tool that fails its own reference tests cannot be "
+                  "trusted to verify anything. `make test` shows the failures in full; "
+                  "drop --self-test to run the claims anyway.")
+            return 1
+        extra = {"self_test": result}
     finalize = None
     if not args.no_html:
         from .report import render_theory_into
@@ -120,7 +135,7 @@ def _verify(args) -> int:
             render_theory_into(snap, out)
     doc = verify(claims=args.claim, profile=profile, seed=args.seed, out=args.out,
                  jobs=args.jobs, max_examples=args.max_examples, audit=not args.no_audit,
-                 time_budget=args.time_budget, finalize=finalize)
+                 time_budget=args.time_budget, finalize=finalize, extra=extra)
     written = [args.out / "theory.json", args.out / "theory_examples.csv"]
     if not args.no_html:
         written.append(args.out / "theory.html")

@@ -1,7 +1,8 @@
 """``make mutate``: mutation testing of one module of theory/ with cosmic-ray (not in CI).
 
 Writes a cosmic-ray configuration for ``--module`` and the test command ``--tests`` (pytest
-arguments: the tests that cover that module), runs the session (cosmic-ray mutates the file in
+arguments: the tests that cover that module; default: the tests that mirror it, with the claims'
+tests for anything a claim uses — ``sample.tests_for``), runs the session (cosmic-ray mutates the file in
 place and restores it), and appends a section to ``--out`` (docs/mutation.md) with the counts of
 killed and surviving mutants and every survivor's diff, to be classified there as a blind spot
 (a test to write) or an equivalent mutant (with the reason).
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one cosmic-ray session and append its summary to ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--module", required=True, help="e.g. theory/rounding.py")
-    ap.add_argument("--tests", required=True, help="pytest arguments selecting the tests")
+    ap.add_argument("--tests", default=None,
+                    help="pytest arguments selecting the tests (default: those mirroring --module)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "mutation.md"))
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     ap.add_argument("--report-only", default=None, metavar="SESSION",
@@ -32,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report_only:
         return _report(Path(args.report_only), args, 0.0, partial=True)
+    if args.tests is None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from sample import tests_for
+        args.tests = " ".join(tests_for(args.module))
     work = Path(tempfile.mkdtemp(prefix="tvgrad-mutate-"))
     cfg, db = work / "cr.toml", work / "session.sqlite"
     test_cmd = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {args.tests}"

@@ -1,7 +1,8 @@
 """``make mutate-sample``: a seeded random sample of cosmic-ray mutants over all of ``theory/``,
-each checked by the two commands users run — the tests that mirror the mutated module (a subset
-of ``make test``) and ``tvgrad verify`` (what ``make verify`` runs) — to estimate the two kill
-rates the falsifiability issue targets (≥ 95 % by tests + verify, ≥ 90 % by verify alone).
+each checked by the two stages of ``make verify`` — its self-test (the fast tests of
+``tests/theory``, a subset of ``make test``) and the campaign (``tvgrad verify``) — to estimate
+the kill rates the falsifiability issue targets (≥ 95 % by tests + verify, ≥ 90 % by
+``make verify`` alone), and the campaign's own share.
 
 Run it in a checkout of its own (each mutant is applied to the files on disk with
 ``cosmic-ray apply`` and undone with ``git checkout``); the virtual environment must import
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -70,10 +72,11 @@ def _mutants(work: Path) -> list[dict]:
     return out
 
 
-def _run(cmd: list[str], timeout: float) -> tuple[bool, float]:
+def _run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[bool, float]:
     t0 = time.time()
     try:
-        ok = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=timeout).returncode == 0
+        ok = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=timeout,
+                            env=env).returncode == 0
     except subprocess.TimeoutExpired:
         ok = False  # a mutant that hangs the command is caught by it
     return ok, time.time() - t0
@@ -98,22 +101,26 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) ->
         try:
             diff = subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
                                   capture_output=True, text=True).stdout
-            tests = tests_for(m["module"])
+            # make verify = its self-test (the fast tests of tests/theory, profile ci; -x: the
+            # first failure decides) then the campaign; both run, to report each one's share
+            tests = ["tests/theory"]
             tests_ok, t_tests = _run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "2",
                                       "-p", "no:cacheprovider", "-m", "not slow and not gpu",
-                                      *tests], 900)
+                                      *tests], 900, env={**os.environ, "TVGRAD_PROFILE": "ci"})
             out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
-            verify_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out", str(out),
-                                        "--no-html", *verify_args], 900)
+            campaign_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out", str(out),
+                                          "--no-html", *verify_args], 900)
         finally:
             subprocess.run(["git", "checkout", "--", m["module"]], cwd=ROOT, check=True)
         rec = {**m, "diff": diff, "tests": tests, "killed_by_tests": not tests_ok,
-               "killed_by_verify": not verify_ok, "seconds": round(t_tests + t_verify, 1)}
+               "killed_by_campaign": not campaign_ok,
+               "killed_by_verify": not (tests_ok and campaign_ok),
+               "seconds": round(t_tests + t_verify, 1)}
         with log.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         print(f"[{i + 1}/{len(sample)}] {m['module']}:{m['line']} {m['operator']} "
-              f"tests={'killed' if not tests_ok else 'survived'} "
-              f"verify={'killed' if not verify_ok else 'survived'} ({rec['seconds']} s)", flush=True)
+              f"self-test={'killed' if not tests_ok else 'survived'} "
+              f"campaign={'killed' if not campaign_ok else 'survived'} ({rec['seconds']} s)", flush=True)
 
 
 def report(log: Path, equivalent: dict[str, str]) -> str:
@@ -125,17 +132,26 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     n = len(real)
     both = sum(r["killed_by_tests"] or r["killed_by_verify"] for r in real)
     ver = sum(r["killed_by_verify"] for r in real)
+    with_campaign = all("killed_by_campaign" in r for r in recs)
 
     def ci(k):
         p = k / n if n else math.nan
         return f"{k}/{n} = {100 * p:.0f} % (± {196 * math.sqrt(p * (1 - p) / n):.0f} %)" if n else "—"
     lines = [f"{len(recs)} sampled mutants, {len(recs) - n} equivalent; of the {n} others:",
-             f"- killed by tests + verify: {ci(both)}", f"- killed by verify alone: {ci(ver)}", "",
-             "| mutant | tests | verify | note |", "| --- | --- | --- | --- |"]
+             f"- killed by tests + verify: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
+    if with_campaign:
+        camp = sum(r["killed_by_campaign"] for r in real)
+        lines.append(f"- killed by the campaign alone (tvgrad verify without --self-test): "
+                     f"{ci(camp)}")
+    kill = lambda b: "killed" if b else "survived"  # noqa: E731
+    cols = ("killed_by_tests", "killed_by_campaign", "killed_by_verify") if with_campaign \
+        else ("killed_by_tests", "killed_by_verify")
+    head = "| mutant | self-test | campaign | make verify | note |" if with_campaign \
+        else "| mutant | tests | verify | note |"
+    lines += ["", head, "|" + " --- |" * (len(cols) + 2)]
     for r in recs:
-        lines.append(f"| `{key(r)}` | {'killed' if r['killed_by_tests'] else 'survived'} | "
-                     f"{'killed' if r['killed_by_verify'] else 'survived'} | "
-                     f"{equivalent.get(key(r), '')} |")
+        lines.append(f"| `{key(r)}` | " + " | ".join(kill(r[c]) for c in cols)
+                     + f" | {equivalent.get(key(r), '')} |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,96 @@
+"""``tvgrad verify --self-test``: the tool runs its reference tests before any claim.
+
+The real self-test runs tests/theory, this file included, so these tests run it on stand-in
+checkouts built in tmp_path (a passing, a failing, an empty one), and drive the command line
+with the self-test's result stubbed.
+"""
+
+import json
+
+import pytest
+
+from tvgrad.cli import main
+from tvgrad.errors import InvalidInput
+from tvgrad.theory import selftest
+
+PASS = "def test_a():\n    assert 1 + 1 == 2\n\n\ndef test_b():\n    pass\n"
+FAIL = "def test_ok():\n    pass\n\n\ndef test_wrong_constant():\n    assert 0.9 * 2 == 2\n"
+
+
+def _checkout(root, **files):
+    tests = root / "tests" / "theory"
+    tests.mkdir(parents=True)
+    (root / "tests" / "__init__.py").write_text("")
+    (tests / "__init__.py").write_text("")
+    for name, text in files.items():
+        (tests / f"{name}.py").write_text(text)
+    return root
+
+
+def test_a_passing_checkout_is_passed_with_its_counts(tmp_path):
+    r = selftest.run_self_test(1, root=_checkout(tmp_path, test_pass=PASS))
+    assert (r["status"], r["tests"], r["passed"], r["failed"], r["failures"]) == \
+        ("passed", 2, 2, 0, [])
+    assert r["command"].startswith("TVGRAD_PROFILE=ci pytest")
+    assert "passed: 2 passed, 0 failed" in selftest.describe(r)
+
+
+def test_a_failing_test_fails_the_self_test_and_is_named(tmp_path):
+    r = selftest.run_self_test(2, root=_checkout(tmp_path, test_pass=PASS, test_fail=FAIL))
+    assert (r["status"], r["passed"], r["failed"]) == ("failed", 3, 1)
+    assert r["failures"] == ["tests.theory.test_fail::test_wrong_constant"]
+    assert "FAILED tests.theory.test_fail::test_wrong_constant" in selftest.describe(r)
+
+
+def test_a_collection_error_or_no_test_is_not_a_pass(tmp_path):
+    broken = selftest.run_self_test(1, root=_checkout(tmp_path / "a", test_x="import nowhere\n"))
+    assert broken["status"] == "failed" and broken["failed"] == 1
+    empty = selftest.run_self_test(1, root=_checkout(tmp_path / "b"))
+    assert empty["status"] == "failed" and empty["passed"] == 0
+    assert "no tests ran" in empty["output"]
+
+
+def test_without_a_checkout_the_error_says_how_to_get_one(tmp_path):
+    with pytest.raises(InvalidInput, match=r"tests/theory does not exist.*make install"):
+        selftest.source_tests(tmp_path)
+
+
+def test_the_real_checkout_has_its_tests():
+    assert selftest.source_tests().name == "theory"
+
+
+def _stub(monkeypatch, status):
+    result = {"status": status, "tests": 3, "passed": 2 if status == "failed" else 3,
+              "failed": 1 if status == "failed" else 0, "skipped": 0,
+              "failures": ["tests.theory.test_bound::test_c2"] if status == "failed" else [],
+              "duration_s": 0.1, "command": "TVGRAD_PROFILE=ci pytest -q tests/theory"}
+    monkeypatch.setattr(selftest, "run_self_test", lambda jobs: result)
+
+
+def test_verify_runs_no_claim_when_the_self_test_fails(tmp_path, monkeypatch, capsys):
+    _stub(monkeypatch, "failed")
+    rc = main(["verify", "--self-test", "--claim", "one_epoch_exact", "--max-examples", "1",
+               "--no-audit", "--jobs", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAILED tests.theory.test_bound::test_c2" in out and "no claim was run" in out
+    assert not (tmp_path / "theory.json").exists()
+
+
+def test_a_passed_self_test_is_recorded_in_the_json_and_the_html(tmp_path, monkeypatch, capsys):
+    _stub(monkeypatch, "passed")
+    rc = main(["verify", "--self-test", "--claim", "one_epoch_exact", "--max-examples", "1",
+               "--no-audit", "--jobs", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    doc = json.loads((tmp_path / "theory.json").read_text())
+    assert doc["self_test"]["status"] == "passed" and doc["self_test"]["passed"] == 3
+    html = (tmp_path / "theory.html").read_text()
+    assert "Tool self-test before the claims: <b>3 reference tests passed</b>" in html
+    assert "self-test passed: 3 passed" in capsys.readouterr().out
+
+
+def test_make_verify_self_tests_first():
+    from pathlib import Path
+    make = (Path(selftest.__file__).resolve().parents[1] / "Makefile").read_text()
+    verify = make.split("\nverify:")[1].split("\n\n")[0]
+    assert "tvgrad verify --self-test" in verify
