@@ -39,3 +39,10 @@ def test_report_of_a_self_tested_sample_gives_the_campaigns_share(tmp_path):
     assert "killed by the campaign alone (tvgrad verify without --self-test): 2/4 = 50 %" in text
     assert "| mutant | self-test | campaign | make verify | note |" in text
     assert "| `theory/a.py:1:op:0` | killed | survived | killed |  |" in text
+
+
+def test_wilson_interval_is_not_degenerate_at_a_full_kill():
+    lo, hi = sample.wilson(30, 30)
+    assert round(lo, 3) == 0.886 and hi == 1.0
+    lo, hi = sample.wilson(15, 30)
+    assert lo < 0.5 < hi and abs((0.5 - lo) - (hi - 0.5)) < 1e-12

@@ -12,7 +12,7 @@ Run it in a checkout of its own (each mutant is applied to the files on disk wit
 then classified there: equivalent, with the reason, or a blind spot).
 
 Why a sample: all of ``theory/`` is ≈ 12 000 mutants, each ≈ 1–2 minutes with ``verify``; a
-uniform sample of n gives the kill rate to ±1.96·√(p(1−p)/n) (95 % normal interval).
+uniform sample of n gives the kill rate with a 95 % Wilson score interval (:func:`wilson`).
 """
 
 from __future__ import annotations
@@ -123,6 +123,14 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) ->
               f"campaign={'killed' if not campaign_ok else 'survived'} ({rec['seconds']} s)", flush=True)
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a rate k/n (unlike the normal interval, not of width 0 at
+    k = n: 30/30 gives 88.6–100 %)."""
+    p = k / n
+    mid, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (mid - half) / (1 + z * z / n), (mid + half) / (1 + z * z / n)
+
+
 def report(log: Path, equivalent: dict[str, str]) -> str:
     """Markdown summary of ``log``; ``equivalent`` maps "module:line:operator:occurrence" to the
     reason a survivor is equivalent (excluded from the rates)."""
@@ -135,8 +143,10 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     with_campaign = all("killed_by_campaign" in r for r in recs)
 
     def ci(k):
-        p = k / n if n else math.nan
-        return f"{k}/{n} = {100 * p:.0f} % (± {196 * math.sqrt(p * (1 - p) / n):.0f} %)" if n else "—"
+        if not n:
+            return "—"
+        lo, hi = wilson(k, n)
+        return f"{k}/{n} = {100 * k / n:.0f} % (95 % interval {100 * lo:.0f}–{100 * hi:.0f} %)"
     lines = [f"{len(recs)} sampled mutants, {len(recs) - n} equivalent; of the {n} others:",
              f"- killed by tests + verify: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
     if with_campaign:

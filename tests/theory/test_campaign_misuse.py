@@ -99,7 +99,10 @@ def _start(tmp_path) -> tuple[subprocess.Popen, set[int]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tvgrad", "verify", "--jobs", "2", "--profile", "dev",
          "--max-examples", "100000", "--no-html", "--out", str(tmp_path / "out")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # a shell's background job (`make test &`, nohup) ignores SIGINT and its children
+        # inherit that: the campaign under test gets the default action, as from a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     workers: set[int] = set()
     while time.time() < deadline and len(workers) < 2:
@@ -111,6 +114,7 @@ def _start(tmp_path) -> tuple[subprocess.Popen, set[int]]:
     return proc, workers
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 def test_no_worker_survives_its_parent(tmp_path, sig):
@@ -172,6 +176,7 @@ def test_bad_budgets_are_refused(budget, tmp_path, capsys):
     assert rc == 2 and "time budget must be finite and > 0" in capsys.readouterr().err
 
 
+@pytest.mark.system
 def test_a_spent_budget_is_incomplete_everywhere_and_honoured(tmp_path):
     budget = 3.0
     t0 = time.perf_counter()
