@@ -116,6 +116,7 @@ def test_module_entry_point(tmp_path):
     assert "one_epoch_exact" in r.stdout and "verified" in r.stdout
 
 
+@pytest.mark.system
 def test_time_budget_stops_generation_and_is_reported(tmp_path):
     claim = CLAIMS["multi_epoch_second_order"]
     res = run_claim(claim, max_examples=500, seed=0, budget_s=0.5)
