@@ -1,6 +1,7 @@
 """``make bench``: HVP/gradient time ratios for both HVP modes, side by side with plain autograd
 and the peers (curvlinops, PyHessian) when installed (``pip install -e '.[bench]'``, which
-``make bench`` does); the dense-vs-Lanczos crossover of the spectral norm; examples/s per claim.
+``make bench`` does); the dense-vs-Lanczos crossover of the spectral norm; examples/s per claim;
+how long a parallel campaign takes to stop on SIGTERM and Ctrl-C (target ≤ 2 s, idle machine).
 
 Timings are medians over repeats of ``torch.utils.benchmark.Timer`` (which synchronises and
 warms up), float64 on the CPU, one thread per process as in the campaign workers.
@@ -10,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.benchmark import Timer
@@ -179,6 +184,67 @@ def claim_rates(examples: int = 20) -> list[dict]:
     return rows
 
 
+def campaign_children(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` (Linux ``/proc``)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_campaign(out: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, set[int]]:
+    """Start ``tvgrad verify --jobs 2`` on 100 000 examples a claim (hours of work) writing to
+    ``out``; return once both workers run, with the process and the workers' pids.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tvgrad", "verify", "--jobs", "2", "--profile", "dev",
+         "--max-examples", "100000", "--no-html", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # a shell's background job (`make test &`, nohup) ignores SIGINT and its children
+        # inherit that: the campaign gets the default action, as from a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + timeout
+    workers: set[int] = set()
+    while time.time() < deadline and len(workers) < 2:
+        workers = {c for c in campaign_children(proc.pid) if "python" in
+                   Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")}
+        time.sleep(0.2)
+    if len(workers) < 2:
+        proc.kill()
+        raise RuntimeError(f"the campaign's workers did not start within {timeout} s: "
+                           f"{proc.communicate()[1].decode(errors='replace')[-2000:]}")
+    time.sleep(1.0)  # let them import and start working
+    return proc, workers
+
+
+def stop_latency(sig: int = signal.SIGTERM) -> float:
+    """Seconds from ``sig`` to the exit of a parallel campaign in full work (its workers
+    killed, its finished runs published). Target: ≤ 2 s on an idle machine.
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, _ = start_campaign(Path(tmp) / "out")
+        t0 = time.perf_counter()
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        return time.perf_counter() - t0
+
+
 def bench_row(network: str, params: int, grad_s: float, hvp_s: float, reused_s: float,
               **extra) -> dict:
     """One row of ``reports/bench.json``."""
@@ -258,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'claim':28} {'examples':>8} {'seconds':>8} {'examples/s':>11}")
         for r in claim_rates(args.examples):
             print(f"{r['claim']:28} {r['examples']:>8} {r['seconds']:>8.2f} {r['examples_per_s']:>11.1f}")
+    if Path("/proc").is_dir():
+        print("\nstopping a campaign of 2 workers (target ≤ 2 s, idle machine): " + ", ".join(
+            f"{name} {stop_latency(sig):.2f} s" for name, sig in
+            (("SIGTERM", signal.SIGTERM), ("Ctrl-C", signal.SIGINT))))
     return 0
 
 
