@@ -46,3 +46,13 @@ def test_wilson_interval_is_not_degenerate_at_a_full_kill():
     assert round(lo, 3) == 0.886 and hi == 1.0
     lo, hi = sample.wilson(15, 30)
     assert lo < 0.5 < hi and abs((0.5 - lo) - (hi - 0.5)) < 1e-12
+
+
+def test_a_remeasured_mutant_must_change_the_recorded_lines():
+    """The hunk positions and index line may move with the code; the changed lines may not."""
+    then = ("diff --git a/t.py b/t.py\nindex 1..2 100644\n--- a/t.py\n+++ b/t.py\n"
+            "@@ -97 +97 @@ def f():\n-    a = b + c\n+    a = b / c\n")
+    now = then.replace("index 1..2", "index 3..4").replace("-97 +97", "-100 +100")
+    assert sample._changed_lines(now) == sample._changed_lines(then) == [
+        "-    a = b + c", "+    a = b / c"]
+    assert sample._changed_lines(now.replace("b / c", "b * c")) != sample._changed_lines(then)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -82,6 +81,70 @@ def _run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[bool,
     return ok, time.time() - t0
 
 
+SELF_TEST = ("import json, sys; from tvgrad.theory.selftest import run_self_test; "
+             "r = run_self_test(jobs=2); print(json.dumps(r)); sys.exit(r['status'] != 'passed')")
+"""``make verify``'s first stage exactly (:func:`tvgrad.theory.selftest.run_self_test`, its
+markers and profile), in a fresh interpreter that imports the mutated checkout."""
+
+
+def _self_test(timeout: float = 900) -> tuple[bool, float, list[str]]:
+    """Run the self-test on the checkout as it is: (passed, seconds, failing test ids)."""
+    t0 = time.time()
+    try:
+        proc = subprocess.run([sys.executable, "-c", SELF_TEST], cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, time.time() - t0, ["(timed out)"]
+    try:
+        failures = json.loads(proc.stdout.strip().splitlines()[-1])["failures"]
+    except (ValueError, IndexError, KeyError):
+        failures = [f"(no result: rc {proc.returncode}) {proc.stderr.strip()[-300:]}"]
+    return proc.returncode == 0, time.time() - t0, failures
+
+
+def _apply(m: dict) -> str:
+    """Apply mutant ``m`` to the checkout with cosmic-ray; return its ``git diff -U0``."""
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "cosmic-ray"), "apply", m["module"], m["operator"],
+                    str(m["occurrence"])], check=True, cwd=ROOT, capture_output=True)
+    return subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
+                          capture_output=True, text=True).stdout
+
+
+def _changed_lines(diff: str) -> list[str]:
+    return [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+
+
+def remeasure_self_test(src: Path, log: Path) -> None:
+    """Re-run the self-test on the mutants of ``src`` that the campaign missed (the campaign's
+    result is kept): for a sample whose self-test column is void. Each mutant is applied again
+    and must change the same lines as recorded (else the code moved on: it is skipped, said)."""
+    done = set()
+    if log.exists():
+        done = {(d["module"], d["operator"], d["occurrence"]) for d in map(json.loads, log.open())}
+    recs = [r for r in map(json.loads, src.open()) if not r["killed_by_campaign"]]
+    print(f"{len(recs)} mutants of {src} survived the campaign; re-running the self-test", flush=True)
+    for i, r in enumerate(recs):
+        if (r["module"], r["operator"], r["occurrence"]) in done:
+            continue
+        try:
+            diff = _apply(r)
+            if _changed_lines(diff) != _changed_lines(r["diff"]):
+                print(f"[{i + 1}/{len(recs)}] {r['module']}:{r['line']}: the mutant no longer "
+                      f"applies as recorded; skipped\n{diff}", flush=True)
+                continue
+            ok, secs, failures = _self_test()
+        finally:
+            subprocess.run(["git", "checkout", "--", r["module"]], cwd=ROOT, check=True)
+        rec = {**r, "killed_by_tests": not ok, "killed_by_verify": not ok,
+               "self_test_failures": failures, "seconds_self_test": round(secs, 1)}
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(f"[{i + 1}/{len(recs)}] {r['module']}:{r['line']} {r['operator']} "
+              f"self-test={'killed' if not ok else 'survived'} ({secs:.0f} s) {failures[:3]}",
+              flush=True)
+
+
 def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) -> None:
     """Apply, check and undo ``n`` sampled mutants; append one JSON line each to ``log``."""
     work = Path(tempfile.mkdtemp(prefix="tvgrad-sample-"))
@@ -96,23 +159,16 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) ->
     for i, m in enumerate(sample):
         if (m["module"], m["operator"], m["occurrence"]) in done:
             continue
-        subprocess.run([str(bin_dir / "cosmic-ray"), "apply", m["module"], m["operator"],
-                        str(m["occurrence"])], check=True, cwd=ROOT, capture_output=True)
         try:
-            diff = subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
-                                  capture_output=True, text=True).stdout
-            # make verify = its self-test (the fast tests of tests/theory, profile ci; -x: the
-            # first failure decides) then the campaign; both run, to report each one's share
-            tests = ["tests/theory"]
-            tests_ok, t_tests = _run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "2",
-                                      "-p", "no:cacheprovider", "-m", "not slow and not gpu",
-                                      *tests], 900, env={**os.environ, "TVGRAD_PROFILE": "ci"})
+            diff = _apply(m)
+            tests_ok, t_tests, failures = _self_test()
             out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
             campaign_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out", str(out),
                                           "--no-html", *verify_args], 900)
         finally:
             subprocess.run(["git", "checkout", "--", m["module"]], cwd=ROOT, check=True)
-        rec = {**m, "diff": diff, "tests": tests, "killed_by_tests": not tests_ok,
+        rec = {**m, "diff": diff, "tests": ["tests/theory"], "self_test_failures": failures,
+               "killed_by_tests": not tests_ok,
                "killed_by_campaign": not campaign_ok,
                "killed_by_verify": not (tests_ok and campaign_ok),
                "seconds": round(t_tests + t_verify, 1)}
@@ -175,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="print the Markdown summary of --log")
     ap.add_argument("--equivalent", type=Path, default=None,
                     help="JSON {mutant key: reason} of survivors classified as equivalent")
+    ap.add_argument("--remeasure-self-test", type=Path, default=None, metavar="SAMPLE_LOG",
+                    help="re-run only the self-test on SAMPLE_LOG's mutants that the campaign "
+                         "missed, logging to --log")
     ap.add_argument("--verify-args", default="--profile verify --seed 20260824 --jobs 2")
     args = ap.parse_args(argv)
     if args.report:
@@ -182,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         print(report(args.log, eq))
         return 0
     args.log.parent.mkdir(parents=True, exist_ok=True)
+    if args.remeasure_self_test:
+        remeasure_self_test(args.remeasure_self_test, args.log)
+        return 0
     audit(args.n, args.seed, args.log, args.resume, args.verify_args.split())
     return 0
 
