@@ -42,6 +42,10 @@ def test_symbolic_and_time_limit(monkeypatch):
     with pytest.raises(InvalidInput, match=r"symbolic case .*p 1000.*needs about"):
         SymCase(kind="gd", p=1000)
     SymCase(kind="cross", p=3, k=3, tasks=2)  # the campaign's sizes pass
+    # within memory (≈ 270 MB) but not time: 2e-4·(T·p)³·k² = 2e-4·60³·16 ≈ 691 s > 300 s
+    monkeypatch.delenv("TVGRAD_CASE_SECONDS", raising=False)
+    with pytest.raises(InvalidInput, match=r"symbolic case .*p 30.*needs about 691 s"):
+        SymCase(kind="cross", p=30, k=4, tasks=2)
     monkeypatch.setenv("TVGRAD_CASE_SECONDS", "1e-9")
     with pytest.raises(InvalidInput, match=r"limit of 1e-09 s per case"):
         Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2))
