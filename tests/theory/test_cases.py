@@ -93,3 +93,43 @@ def test_tasks_have_different_data():
     total = prob.sum_loss_fn()(prob.theta0)
     parts = sum(prob.loss_fn(t)(prob.theta0) for t in range(3))
     assert math.isclose(float(total), float(parts), rel_tol=1e-15)
+
+
+_GROW = ("in_dim", "out_dim", "width", "depth", "n", "tasks", "epochs")
+
+
+def _grown(case: Case, what: str) -> Case:
+    s = case.spec
+    spec = {"in_dim": dict(in_dim=s.in_dim + 1), "out_dim": dict(out_dim=s.out_dim + 1),
+            "width": dict(widths=(s.widths[0] + 1,) + s.widths[1:]),
+            "depth": dict(widths=s.widths + (s.widths[-1],))}.get(what)  # a copy of the last
+    if spec is not None:
+        from dataclasses import replace
+        return Case(spec=replace(s, **spec), n=case.n, tasks=case.tasks, epochs=case.epochs)
+    return Case(spec=s, **{**dict(n=case.n, tasks=case.tasks, epochs=case.epochs),
+                           what: getattr(case, what) + 1})
+
+
+def _cost_case():
+    from hypothesis import strategies as st
+    return st.builds(
+        lambda i, o, w, n, t, k: Case(spec=NetSpec(i, tuple(w), o), n=n, tasks=t, epochs=k),
+        st.integers(1, 8), st.integers(1, 8), st.lists(st.integers(1, 8), min_size=1, max_size=3),
+        st.integers(1, 20000), st.integers(1, 3), st.integers(1, 3))
+
+
+def test_a_bigger_case_never_costs_less():
+    """The cost model (what refuses a case before it allocates) is monotone: one more input,
+    output, unit, layer, sample, task or epoch never lowers the estimated bytes or flops."""
+    from hypothesis import example, given, note
+    from hypothesis import strategies as st
+
+    @given(_cost_case(), st.sampled_from(_GROW))
+    # out_dim 2 = Σ widths 2 and many samples: activations dominate the bytes
+    @example(Case(spec=NetSpec(1, (2,), 1), n=20000), "out_dim")
+    @example(Case(spec=NetSpec(1, (1,), 1), n=1, tasks=1, epochs=1), "depth")
+    def check(case, what):
+        big = _grown(case, what)
+        note(f"{case.describe()} -> {what} + 1: {case.cost()} -> {big.cost()}")
+        assert all(b >= a for a, b in zip(case.cost(), big.cost()))
+    check()
