@@ -121,6 +121,30 @@ def test_the_adversary_stays_in_the_ball_and_finds_more_curvature():
     assert wins >= 5, wins
 
 
+@pytest.mark.parametrize("ascent", ["hessian", "gradient"])
+def test_the_adversary_takes_halving_steps_that_never_leave_the_ball(ascent):
+    r"""Both ascents take normalised steps of R/2, R/4, …: step j moves the iterate by exactly
+    R/2^{j+1} (their sum stays below R, so the projection never shortens one).
+
+    Tolerance: θ_{j+1} − θ_j is a difference of two float64 vectors, each entry wrong by at
+    most u·(|θ_j| + |θ_{j+1}|), so the norm of the difference is off by at most
+    2u·max‖θ‖ (absolute); checked with 4u·max‖θ‖.
+    """
+    from tvgrad.theory.claims.bound_claims import ASCENT_STEPS, _points, ascend_gradient, ascend_hessian
+    case = Case(spec=NetSpec(2, (4, 3), 2, "tanh"), n=6, seed=3, radius=0.5, x_scale=3.0)
+    prob = FFNProblem(case)
+    f, th0, R = prob.loss_fn(0), prob.theta0, 0.5
+    _, _, vtop = _points(prob, R, f, 3)
+    run = (lambda k: ascend_hessian(f, th0, R, vtop, steps=k)) if ascent == "hessian" else \
+        (lambda k: ascend_gradient(f, th0, R, steps=k))
+    its = [run(k) for k in range(ASCENT_STEPS + 1)]  # deterministic: each run extends the last
+    tol = 4 * torch.finfo(torch.float64).eps / 2 * max(float(t.norm()) for t in its)
+    for j in range(ASCENT_STEPS):
+        step = float((its[j + 1] - its[j]).norm())
+        assert abs(step - R / 2 ** (j + 1)) <= tol, (ascent, j, step, R / 2 ** (j + 1), tol)
+    assert float((its[-1] - th0).norm()) < R
+
+
 def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
     """Bound (c): for logits anywhere within δ of z⁰ (random and adversarial-corner draws),
     ‖p − e_y‖ ≤ c₁ and ‖diag(p) − ppᵀ‖₂ ≤ c₂; and they are below the global √2 and ½."""
