@@ -141,4 +141,25 @@ def test_corner_strategy_draws_tiny_sharp_region_cases():
     def check(case):
         assert max(case.spec.widths) <= 2 and case.n <= 2 and case.radius in (0.01, 0.3)
         assert case.spec.activation != "relu"
+        assert case.x_scale in (1.0, 3.0) and case.y_scale in (1.0, 10.0)
     check()
+
+
+def test_the_third_derivative_claim_draws_its_wider_corner():
+    """T(R)'s corner adds tiny inputs and ×100 targets (where its c₃ and σ‴ terms are sharp);
+    the claim's strategy reaches both; bad scales are refused naming the value."""
+    from hypothesis import given, settings
+
+    from tvgrad.theory.sharp import CORNERS, corner_cases
+    seen = set()
+
+    @settings(max_examples=400, database=None, derandomize=True)
+    @given(CLAIMS["ffn_third_derivative_bound"].strategy())
+    def check(case):
+        seen.add((case.x_scale, case.y_scale))
+    check()
+    assert {1e-3, 3.0} <= {x for x, _ in seen} and 100.0 in {y for _, y in seen}
+    assert CORNERS["ffn_third_derivative_bound"]["x_scales"][0] == 1e-3
+    for bad in ((), (0.0,), (float("inf"),), (1.0, -2.0)):
+        with pytest.raises(ValueError, match=r"x_scales must be a non-empty sequence"):
+            corner_cases(x_scales=bad).example()

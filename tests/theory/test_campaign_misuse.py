@@ -46,6 +46,10 @@ def test_symbolic_and_time_limit(monkeypatch):
     monkeypatch.delenv("TVGRAD_CASE_SECONDS", raising=False)
     with pytest.raises(InvalidInput, match=r"symbolic case .*p 30.*needs about 691 s"):
         SymCase(kind="cross", p=30, k=4, tasks=2)
+    # its memory: ~p³ third-derivative symbols (a few hundred bytes each) per task, × k²
+    from types import SimpleNamespace
+    nbytes = SymCase.cost(SimpleNamespace(p=300, k=3, tasks=2))[0]  # the estimate, not built
+    assert 300 * 2 * 300 ** 3 * 9 <= nbytes <= 1.02 * 300 * 2 * 300 ** 3 * 9
     monkeypatch.setenv("TVGRAD_CASE_SECONDS", "1e-9")
     with pytest.raises(InvalidInput, match=r"limit of 1e-09 s per case"):
         Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2))

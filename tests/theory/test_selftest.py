@@ -35,6 +35,22 @@ def test_a_passing_checkout_is_passed_with_its_counts(tmp_path):
     assert "passed: 2 passed, 0 failed" in selftest.describe(r)
 
 
+SKIP_AND_DESELECTED = (
+    "import pytest\n\n\n@pytest.mark.skip(reason='stand-in')\ndef test_skipped():\n    pass\n\n\n"
+    "@pytest.mark.system\ndef test_machine_dependent():\n    assert False\n\n\n"
+    "@pytest.mark.slow\ndef test_slow():\n    assert False\n")
+
+
+def test_skipped_tests_are_counted_apart_and_system_or_slow_ones_not_run(tmp_path):
+    """passed = run − failed, where run = collected − skipped; the machine-dependent (system)
+    and slow tests are deselected, as MARKERS says, and their failures do not count."""
+    r = selftest.run_self_test(1, root=_checkout(tmp_path, test_pass=PASS,
+                                                 test_other=SKIP_AND_DESELECTED))
+    assert (r["status"], r["tests"], r["passed"], r["failed"], r["skipped"]) == \
+        ("passed", 3, 2, 0, 1)
+    assert "passed: 2 passed, 0 failed, 1 skipped" in selftest.describe(r)
+
+
 def test_a_failing_test_fails_the_self_test_and_is_named(tmp_path):
     r = selftest.run_self_test(2, root=_checkout(tmp_path, test_pass=PASS, test_fail=FAIL))
     assert (r["status"], r["passed"], r["failed"]) == ("failed", 3, 1)

@@ -32,7 +32,7 @@ from ..cases import Case, FFNProblem, batch_sequence
 from ..derivatives import gradient, hvp
 from ..nets import NetSpec
 from ..rounding import U64
-from ..sharp import corner_cases, load_sharp_cases
+from ..sharp import CORNERS, corner_cases, load_sharp_cases
 from ..spectrum import hessian_norm_certified
 from .base import HOLDS, INCONCLUSIVE, VIOLATED, Claim, Outcome, Variant
 from .expansion import trajectory_floor
@@ -418,11 +418,12 @@ def _sharp_examples(claim_id: str) -> tuple[Case, ...]:
 _BY_ID = {vid: (vid, desc, terms) for vid, desc, terms in SHARPNESS}
 
 
-def _strategy(error: bool = False):
-    # depth 1–4 and widths 1–64, log-uniform (every octave of widths equally likely)
+def _strategy(error: bool = False, corner: Mapping | None = None):
+    # depth 1–4 and widths 1–64, log-uniform (every octave of widths equally likely); the
+    # corner of the sharp cases (CORNERS: the claim's own where it has one)
     return st.one_of(bound_cases(error=error, **strategies.sized(max_depth=4, max_width=64,
                                                                  width_dist="log")),
-                     corner_cases())
+                     corner_cases(**(corner or {})))
 
 
 FFN_HESSIAN_BOUND = Claim(
@@ -451,7 +452,8 @@ FFN_GRADIENT_BOUND = Claim(
 FFN_THIRD_DERIVATIVE_BOUND = Claim(
     id="ffn_third_derivative_bound", title="T(R) bounds the third-derivative norm over the ball",
     statement=r"T(R) \ge \sup_{\|\theta-\theta_0\|\le R}\|\nabla^3 L(\theta)\|",
-    check=check_third_derivative_bound, strategy=_strategy, case_type=Case,
+    check=check_third_derivative_bound,
+    strategy=lambda: _strategy(corner=CORNERS["ffn_third_derivative_bound"]), case_type=Case,
     variants=(Variant("bound_times_half", "T(R)/2 — " + PROBE, {"scale": 0.5},
                       must_reject=False),
               Variant("a3_zero", "a₃ = sup|σ'''| set to 0 (the σ''' part of the third "
