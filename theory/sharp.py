@@ -37,9 +37,9 @@ THIRD_ORDER_CORNER = {"x_scales": (1e-3, 1.0, 3.0), "y_scales": (1.0, 10.0, 100.
 """The corner of the third-derivative bound T(R), wider in both scales. Its σ‴ term
 ℓ′·w·σ‴(z)·x³ dominates where a large residual (targets ×100) meets large inputs at a
 pre-activation near the peak of |σ‴|; its c₃ term c₃‖J‖³ dominates where tiny inputs (×10⁻³)
-make the output almost linear in the parameters (D²f and D³f carry a factor x): on a sigmoid
-network without biases T(R) is then within 1-5 % of the exact ‖∇³L‖ (the sharp cases of
-a3_low and c3_low)."""
+make the output almost linear in the parameters (D²f and D³f carry a factor x). On tiny
+networks without biases T(R) is then within 2-5 % of the exact ‖∇³L‖ (the sharp cases of a3_low,
+sigmoid, and c3_low, softplus)."""
 CORNERS = {"ffn_third_derivative_bound": THIRD_ORDER_CORNER}
 """Claim id ↦ the corner options its strategy and :func:`search` use (others: the defaults)."""
 
@@ -120,7 +120,7 @@ def load_sharp_cases() -> dict[str, dict[str, Case]]:
 def main(argv: list[str] | None = None) -> int:
     """Search every sharpness variant of the bound claims; rewrite ``sharp_cases.json`` (a
     stored case the search does not find again in its time is kept: some came from targeted
-    scans, e.g. a3_low's, which the uniform corner draws about once in 10⁵).
+    scans, e.g. a3_low's, a combination the uniform corner draws rarely).
     """
     from .claims import CLAIMS
     ap = argparse.ArgumentParser(prog="python -m tvgrad.theory.sharp", description=__doc__)
