@@ -111,6 +111,15 @@ def _apply(m: dict) -> str:
                           capture_output=True, text=True).stdout
 
 
+def _key(m: dict) -> tuple:
+    return m["module"], m["operator"], m["occurrence"]
+
+
+def _logged(log: Path) -> set[tuple]:
+    """The mutants already in ``log`` (to resume an interrupted run)."""
+    return {_key(d) for d in map(json.loads, log.open())} if log.exists() else set()
+
+
 def _changed_lines(diff: str) -> list[str]:
     return [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
 
@@ -119,13 +128,11 @@ def remeasure_self_test(src: Path, log: Path) -> None:
     """Re-run the self-test on the mutants of ``src`` that the campaign missed (the campaign's
     result is kept): for a sample whose self-test column is void. Each mutant is applied again
     and must change the same lines as recorded (else the code moved on: it is skipped, said)."""
-    done = set()
-    if log.exists():
-        done = {(d["module"], d["operator"], d["occurrence"]) for d in map(json.loads, log.open())}
+    done = _logged(log)
     recs = [r for r in map(json.loads, src.open()) if not r["killed_by_campaign"]]
     print(f"{len(recs)} mutants of {src} survived the campaign; re-running the self-test", flush=True)
     for i, r in enumerate(recs):
-        if (r["module"], r["operator"], r["occurrence"]) in done:
+        if _key(r) in done:
             continue
         try:
             diff = _apply(r)
@@ -151,13 +158,11 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) ->
     mutants = _mutants(work)
     rng = random.Random(seed)
     sample = rng.sample(mutants, min(n, len(mutants)))
-    done = set()
-    if resume and log.exists():
-        done = {(d["module"], d["operator"], d["occurrence"]) for d in map(json.loads, log.open())}
+    done = _logged(log) if resume else set()
     bin_dir = Path(sys.executable).parent
     print(f"{len(mutants)} mutants in theory/; sampling {len(sample)} (seed {seed})", flush=True)
     for i, m in enumerate(sample):
-        if (m["module"], m["operator"], m["occurrence"]) in done:
+        if _key(m) in done:
             continue
         try:
             diff = _apply(m)
