@@ -18,6 +18,7 @@ uniform sample of n gives the kill rate with a 95 % Wilson score interval (:func
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP = ("theory/bench.py", "theory/adversary.py", "theory/sharp.py", "theory/cli.py",
@@ -102,13 +104,18 @@ def _self_test(timeout: float = 900) -> tuple[bool, float, list[str]]:
     return proc.returncode == 0, time.time() - t0, failures
 
 
-def _apply(m: dict) -> str:
-    """Apply mutant ``m`` to the checkout with cosmic-ray; return its ``git diff -U0``."""
+@contextlib.contextmanager
+def _mutated(m: dict) -> Iterator[str]:
+    """Apply mutant ``m`` to the checkout with cosmic-ray, give its ``git diff -U0``, and undo
+    it (``git checkout``) whatever happens."""
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "cosmic-ray"), "apply", m["module"], m["operator"],
-                    str(m["occurrence"])], check=True, cwd=ROOT, capture_output=True)
-    return subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
-                          capture_output=True, text=True).stdout
+    try:
+        subprocess.run([str(bin_dir / "cosmic-ray"), "apply", m["module"], m["operator"],
+                        str(m["occurrence"])], check=True, cwd=ROOT, capture_output=True)
+        yield subprocess.run(["git", "diff", "-U0", "--", m["module"]], cwd=ROOT,
+                             capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["git", "checkout", "--", m["module"]], cwd=ROOT, check=True)
 
 
 def _key(m: dict) -> tuple:
@@ -134,15 +141,12 @@ def remeasure_self_test(src: Path, log: Path) -> None:
     for i, r in enumerate(recs):
         if _key(r) in done:
             continue
-        try:
-            diff = _apply(r)
+        with _mutated(r) as diff:
             if _changed_lines(diff) != _changed_lines(r["diff"]):
                 print(f"[{i + 1}/{len(recs)}] {r['module']}:{r['line']}: the mutant no longer "
                       f"applies as recorded; skipped\n{diff}", flush=True)
                 continue
             ok, secs, failures = _self_test()
-        finally:
-            subprocess.run(["git", "checkout", "--", r["module"]], cwd=ROOT, check=True)
         rec = {**r, "killed_by_tests": not ok, "killed_by_verify": not ok,
                "self_test_failures": failures, "seconds_self_test": round(secs, 1)}
         with log.open("a", encoding="utf-8") as fh:
@@ -164,14 +168,11 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str]) ->
     for i, m in enumerate(sample):
         if _key(m) in done:
             continue
-        try:
-            diff = _apply(m)
+        with _mutated(m) as diff:
             tests_ok, t_tests, failures = _self_test()
             out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
             campaign_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out", str(out),
                                           "--no-html", *verify_args], 900)
-        finally:
-            subprocess.run(["git", "checkout", "--", m["module"]], cwd=ROOT, check=True)
         rec = {**m, "diff": diff, "tests": ["tests/theory"], "self_test_failures": failures,
                "killed_by_tests": not tests_ok,
                "killed_by_campaign": not campaign_ok,
