@@ -163,3 +163,38 @@ def test_the_third_derivative_claim_draws_its_wider_corner():
     for bad in ((), (0.0,), (float("inf"),), (1.0, -2.0)):
         with pytest.raises(ValueError, match=r"x_scales must be a non-empty sequence"):
             corner_cases(x_scales=bad).example()
+
+
+def test_every_lowered_by_10_percent_variant_lowers_by_exactly_10_percent():
+    """A sharpness variant is informative only if it is a *small* change: one that lowered a
+    constant by more (or flipped its sign) would be rejected on far less sharp cases. Each
+    variant described as "lowered by 10 %" multiplies exactly one term by 0.9."""
+    from dataclasses import fields
+
+    from tvgrad.theory.activations import SMOOTH_ACTIVATIONS
+    from tvgrad.theory.bound import TRUE_TERMS
+    from tvgrad.theory.losses import LOSSES
+    seen = 0
+    for claim in CLAIMS.values():
+        for v in claim.variants:
+            if "lowered by 10 %" not in v.description:
+                continue
+            seen += 1
+            ratios = []
+            for key, val in v.terms.items():
+                if isinstance(val, (int, float)):
+                    ratios.append(val)  # a factor on a constant or a bound (default 1)
+                elif key == "activation":
+                    for name in SMOOTH_ACTIVATIONS:
+                        base, low = TRUE_TERMS.activation(name), val(name)
+                        ratios += [getattr(low, f.name) / getattr(base, f.name)
+                                   for f in fields(base) if getattr(base, f.name)]
+                else:  # a per-loss constant (c2, c3)
+                    for loss in LOSSES:
+                        base = getattr(TRUE_TERMS, key)(loss)
+                        if base:
+                            ratios.append(val(loss) / base)
+            changed = [r for r in ratios if r != 1.0]
+            assert changed and all(abs(r - 0.9) < 1e-12 for r in changed), \
+                (claim.id, v.id, ratios)
+    assert seen >= 20
