@@ -89,9 +89,10 @@ mutate: $(STAMP)  ## mutation testing (cosmic-ray) of MUTATE against MUTATE_TEST
 	$(BIN)/python tests/mutation/run.py --module $(MUTATE) $(if $(MUTATE_TESTS),--tests '$(MUTATE_TESTS)')
 
 SAMPLE ?= 40
+SAMPLE_ARGS ?=
 mutate-sample: $(STAMP)  ## a seeded random sample of mutants over all of theory/, each against make verify's two stages, self-test and campaign (slow; run in a checkout of its own)
 	$(BIN)/python -m pip install -q cosmic-ray
-	$(BIN)/python tests/mutation/sample.py -n $(SAMPLE) --resume
+	$(BIN)/python tests/mutation/sample.py -n $(SAMPLE) --resume $(SAMPLE_ARGS)
 
 clean:  ## remove the virtual environment and generated reports
 	rm -rf $(VENV) $(OUT)/theory.json $(OUT)/theory_examples.csv $(OUT)/clip_claims.json $(OUT)/clip_claims_examples.csv $(OUT)/*.html .hypothesis

@@ -56,3 +56,17 @@ def test_a_remeasured_mutant_must_change_the_recorded_lines():
     assert sample._changed_lines(now) == sample._changed_lines(then) == [
         "-    a = b + c", "+    a = b / c"]
     assert sample._changed_lines(now.replace("b / c", "b * c")) != sample._changed_lines(then)
+
+
+def test_report_of_an_as_verify_sample_measures_the_campaign_only_where_it_ran(tmp_path):
+    log = tmp_path / "log.jsonl"
+    recs = [dict(module="theory/a.py", line=i, operator="op", occurrence=0, killed_by_tests=t,
+                 killed_by_campaign=c, killed_by_verify=t or bool(c)) for i, (t, c) in
+            enumerate([(True, None), (True, None), (False, True), (False, False)])]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = sample.report(log, {})
+    assert "killed by verify alone: 3/4 = 75 %" in text
+    assert "the campaign (run only where the self-test passed, as in make verify) killed 1 of " \
+           "those 2" in text
+    assert "killed by the campaign alone" not in text
+    assert "| `theory/a.py:0:op:0` | killed | not run | killed |  |" in text
