@@ -98,6 +98,12 @@ def compare(actual: Tensor, expected: Tensor, tol: Tensor, what: str = "",
     if not torch.isfinite(diff).all():
         return Comparison(False, float("inf"), float("inf"),
                           f"{what}: non-finite entries in the comparison")
+    broken = ~torch.isfinite(t) | (t < 0)
+    if broken.any():  # a broken tolerance (NaN, ±inf, < 0) never lets a coordinate pass
+        i = int(broken.nonzero()[0])
+        return Comparison(False, float("inf"), float(diff.max()),
+                          f"{what}: the tolerance at index {i} is {t[i].item()!r}, not a finite "
+                          f"number >= 0 ({int(broken.sum())} such entries): a broken tolerance")
     ratio = torch.where(t > 0, diff / t.clamp_min(1e-300),
                         torch.where(diff > 0, torch.full_like(diff, float("inf")),
                                     torch.zeros_like(diff)))

@@ -32,6 +32,18 @@ def test_compare_reports_worst_entries_and_tolerance():
     assert "demo: worst" in cmp.report and "1.000e-06" in cmp.report
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e-6])
+def test_a_broken_tolerance_never_passes(bad):
+    """A NaN, infinite or negative tolerance is a bug in the check, not a pass — even where
+    actual and expected agree exactly (before, a NaN tolerance passed a zero difference and an
+    infinite one passed any)."""
+    a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    tol = torch.tensor([1e-6, bad, 1e-6], dtype=torch.float64)
+    cmp = compare(a, a.clone(), tol, "demo")
+    assert not cmp.ok and "the tolerance at index 1 is" in cmp.report and "broken" in cmp.report
+    assert compare(a, a.clone(), torch.tensor([1e-6, 0.0, 1e-6], dtype=torch.float64)).ok
+
+
 def test_unit_roundoff_and_gamma():
     assert unit_roundoff(torch.float64) == 2.0 ** -53
     assert unit_roundoff(torch.float32) == 2.0 ** -24
