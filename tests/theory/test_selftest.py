@@ -66,6 +66,18 @@ def test_a_collection_error_or_no_test_is_not_a_pass(tmp_path):
     assert "no tests ran" in empty["output"]
 
 
+def test_a_self_test_that_stops_early_shows_the_last_15_lines_of_its_output(tmp_path):
+    """A broken conftest stops pytest before any test (no failure to name): the summary keeps
+    the last 15 lines of its output, where the error is, not the whole log."""
+    root = _checkout(tmp_path, test_pass=PASS)
+    (root / "tests" / "theory" / "conftest.py").write_text(
+        "for i in range(40):\n    print(f'noise {i}')\nraise RuntimeError('broken conftest')\n")
+    r = selftest.run_self_test(1, root=root)
+    assert r["status"] == "failed" and r["failures"] == []
+    lines = r["output"].splitlines()
+    assert len(lines) == 15 and "broken conftest" in r["output"] and "noise 0" not in r["output"]
+
+
 def test_without_a_checkout_the_error_says_how_to_get_one(tmp_path):
     with pytest.raises(InvalidInput, match=r"tests/theory does not exist.*make install"):
         selftest.source_tests(tmp_path)
