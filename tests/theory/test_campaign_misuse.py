@@ -267,3 +267,21 @@ def test_memory_messages_and_the_meminfo_parse(monkeypatch):
     assert limits.available_bytes() == expect  # the physical memory where /proc is absent
     assert limits._fmt_bytes(3 * 2 ** 40) == "3 TB" and limits._fmt_bytes(512) == "512 B"
     assert limits._fmt_bytes(2.0 ** 60) == "1.02e+03 PB"
+
+
+def test_pinned_case_shrinking_halves_integers_and_rounds_floats():
+    """shrink_case's candidates for one field: an integer towards 0 and 1, by halving and by
+    one; a float to one significant digit; nothing below the smallest value."""
+    from tvgrad.theory.campaign import _simpler
+    assert list(_simpler(1000)) == [0, 1, 500, 999]
+    assert list(_simpler(3)) == [0, 1, 1, 2] and set(_simpler(1)) == {0}
+    assert list(_simpler(0)) == [] and list(_simpler(True)) == []
+    assert list(_simpler(0.123)) == [0.1] and list(_simpler(0.1)) == []
+
+
+def test_the_summary_lists_the_bounds_tightest_first(tmp_path):
+    doc = verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, max_examples=1,
+                 audit=False)
+    doc["claims"][0]["statistics"] = {f"actual_over_{k}": {"median": m} for k, m in
+                                      (("loose", 0.2), ("best", 0.99), ("middle", 0.5))}
+    assert "median actual / bound: best 0.99, middle 0.5, loose 0.2" in summary_table(doc)
