@@ -226,3 +226,19 @@ def test_projection_keeps_interior_points_and_pulls_outer_ones_to_the_sphere():
     assert torch.equal(_project(th0, inside, 1.0), inside)  # inside the ball: unchanged
     out = _project(th0, torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64), 1.0)
     assert abs(float(out.norm()) - 1.0) < 1e-15 and torch.allclose(out, torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64))
+
+
+def test_the_hessian_adversary_follows_a_negative_top_eigenvalue():
+    r"""Where the largest |eigenvalue| is negative the ascent must make it more negative:
+    L(θ) = −θ₀² + θ₀³ + ½θ₁² has H(0) = diag(−2, 1), and ∂/∂θ₀ of vᵀHv = −2 + 6θ₀ (v = e₀) is
+    positive, so |λ| grows only by moving θ₀ down."""
+    from tvgrad.theory.claims.bound_claims import ascend_hessian
+
+    def f(th):
+        return -th[0] ** 2 + th[0] ** 3 + 0.5 * th[1] ** 2
+    th0 = torch.zeros(2, dtype=torch.float64)
+    v0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    th = ascend_hessian(f, th0, 0.1, v0)
+    assert float(th[0]) < 0 and abs(float(th[1])) < 1e-15
+    H = torch.func.hessian(f)(th)
+    assert float(torch.linalg.eigvalsh(H).abs().max()) > 2.0

@@ -285,3 +285,13 @@ def test_the_summary_lists_the_bounds_tightest_first(tmp_path):
     doc["claims"][0]["statistics"] = {f"actual_over_{k}": {"median": m} for k, m in
                                       (("loose", 0.2), ("best", 0.99), ("middle", 0.5))}
     assert "median actual / bound: best 0.99, middle 0.5, loose 0.2" in summary_table(doc)
+
+
+def test_an_unknown_claim_is_refused_before_anything_is_written(tmp_path):
+    """Every claim id is checked up front: no output folder, lock or partial theory.json is
+    left behind by a typo."""
+    from tvgrad.errors import UnknownKey
+    out = tmp_path / "new"
+    with pytest.raises(UnknownKey, match="unknown claim 'nope'"):
+        verify(claims=["one_epoch_exact", "nope"], profile="ci", out=out)
+    assert not out.exists()
