@@ -237,3 +237,16 @@ def test_trajectory_floor_covers_the_rounding_of_an_oscillating_trajectory():
                                        torch.tensor([gsum], dtype=torch.float64), 0.0)[0])
         err = abs(mpmath.mpf(th - th0) - (ex - mpmath.mpf(th0)))
         assert 0 < floor and err <= floor, (h, th0, k, float(err), floor)
+
+
+def test_the_residual_floor_is_the_stated_one():
+    r"""floor(η) = floor_q(η) + 4u(η‖v₁‖ + η²‖v₂‖): the rounding of forming ηv₁ + η²v₂ on top
+    of q's own floor — no more (a larger floor hides residuals at small η), no less."""
+    from tvgrad.theory.rounding import U64
+    etas = eta_grid(0.1, 6.0)
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    ev = _ev(etas, _q(etas, -3.0, 0.7, 0.2))
+    out = slope_outcome(etas, ev, -3.0 * v, 0.7 * v)
+    want = ev.floor + 4 * U64 * (etas * (3.0 * v).norm() + etas ** 2 * (0.7 * v).norm())
+    assert torch.equal(torch.tensor(out.measurements["_curve"]["floor"], dtype=torch.float64),
+                       want)
