@@ -301,6 +301,13 @@ def test_micro_batches_give_the_full_batch_derivatives_and_verdicts():
     h, hm = hvp(f, th, g), hvp(fm, th, g)
     assert float((h - hm).norm()) <= 1e-12 * float(h.norm())
     assert abs(float(f(th)) - float(fm(th))) <= 1e-14
+    # training's own backward (.grad of the module, as the one-epoch claims step with it)
+    for prob in (full, micro):
+        module = prob.module_at_theta0()
+        loss = prob.module_backward(module, [0])
+        gb = torch.cat([q.grad.reshape(-1) for q in prob.trainable(module)]).double()
+        assert float((gb - g).norm()) <= 1e-13 * float(g.norm())
+        assert abs(float(loss) - float(f(th))) <= 1e-14
     for claim_id, params in (("multi_epoch_second_order", {"k": 2}),
                              ("sgd_epoch_second_order", {}), ("ta_vs_mtl_cross_term", {"k": 2}),
                              ("one_epoch_exact", {}), ("ta_equals_mtl_step", {})):
