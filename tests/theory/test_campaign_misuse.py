@@ -267,6 +267,7 @@ def test_memory_messages_and_the_meminfo_parse(monkeypatch):
     assert limits.available_bytes() == expect  # the physical memory where /proc is absent
     assert limits._fmt_bytes(3 * 2 ** 40) == "3 TB" and limits._fmt_bytes(512) == "512 B"
     assert limits._fmt_bytes(2.0 ** 60) == "1.02e+03 PB"
+    assert limits._fmt_bytes(1023) == "1.02e+03 B" and limits._fmt_bytes(1024) == "1 KB"
 
 
 def test_pinned_case_shrinking_halves_integers_and_rounds_floats():

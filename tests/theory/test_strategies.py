@@ -97,3 +97,17 @@ def test_no_draw_has_fewer_steps_than_min_steps():
         find(cases(max_epochs=3, minibatch=True, max_n=48, min_steps=2),
              lambda c: ceil(c.n / c.batch_size) * c.epochs < 2,
              settings=settings(max_examples=500, database=None, derandomize=True, deadline=None))
+
+
+def test_about_one_mse_case_in_ten_starts_at_a_minimum():
+    """allow_minimum puts MSE targets at the outputs (∇L(θ₀) = 0) in about 1 of 10 MSE draws:
+    the zero-gradient edge is reached, without crowding out the general case."""
+    seen = []
+
+    @settings(max_examples=400, derandomize=True, database=None, deadline=None)
+    @given(cases(losses=("mse",)))
+    def draw(case):
+        seen.append(case.at_minimum)
+    draw()
+    share = sum(seen) / len(seen)
+    assert 0.03 <= share <= 0.25, share
