@@ -184,27 +184,24 @@ def claim_rates(examples: int = 20) -> list[dict]:
     return rows
 
 
+def _stat(pid) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, parent pid, …)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def campaign_children(pid: int) -> set[int]:
     """The pids whose parent is ``pid`` (Linux ``/proc``)."""
-    out = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.add(int(d.name))
-    return out
+    return {int(d.name) for d in Path("/proc").iterdir()
+            if d.name.isdigit() and (f := _stat(d.name)) is not None and int(f[1]) == pid}
 
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    f = _stat(pid)
+    return f is not None and f[0] != "Z"
 
 
 def start_campaign(out: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, set[int]]:

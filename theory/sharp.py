@@ -54,6 +54,7 @@ def _check_scales(name: str, scales) -> tuple[float, ...]:
 
 
 def _corner(rng_choice, rng_int, x_scales=X_SCALES, y_scales=Y_SCALES) -> Case:
+    x_scales, y_scales = _check_scales("x_scales", x_scales), _check_scales("y_scales", y_scales)
     loss = rng_choice(("mse", "cross_entropy"))
     spec = NetSpec(in_dim=rng_choice((1, 2)), widths=rng_choice(WIDTHS),
                    out_dim=2 if loss == "cross_entropy" else rng_choice((1, 2)),
@@ -74,15 +75,13 @@ def corner_cases(draw, *, x_scales=X_SCALES, y_scales=Y_SCALES) -> Case:
         x_scales: the input scales drawn from (finite numbers > 0).
         y_scales: the target scales drawn from (finite numbers > 0).
     """
-    xs, ys = _check_scales("x_scales", x_scales), _check_scales("y_scales", y_scales)
     return _corner(lambda v: draw(st.sampled_from(v)), lambda a, b: draw(st.integers(a, b)),
-                   xs, ys)
+                   x_scales, y_scales)
 
 
 def random_corner(rng: random.Random, *, x_scales=X_SCALES, y_scales=Y_SCALES) -> Case:
     """One corner case from a seeded ``random.Random`` (the search's sampler)."""
-    return _corner(rng.choice, rng.randint, _check_scales("x_scales", x_scales),
-                   _check_scales("y_scales", y_scales))
+    return _corner(rng.choice, rng.randint, x_scales, y_scales)
 
 
 def search(claim_id: str, variant_id: str, seconds: float, seed: int = 0) -> Case | None:
