@@ -242,3 +242,26 @@ def test_the_hessian_adversary_follows_a_negative_top_eigenvalue():
     assert float(th[0]) < 0 and abs(float(th[1])) < 1e-15
     H = torch.func.hessian(f)(th)
     assert float(torch.linalg.eigvalsh(H).abs().max()) > 2.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_certified_grad_norm_is_above_the_exact_norm_away_from_a_minimum(seed):
+    r"""Off a minimum the residual term of :func:`certified_grad_norm` is ~u·‖g‖, so the
+    certificate rests on its relative 10⁻¹² margin on the computed norm: it must lie above the
+    exact ‖∇L(θ₀)‖ (50-digit mpmath) but within 10⁻¹¹ of it (relative).
+
+    Why the margin is needed and sufficient: the float64 gradient of this 13-parameter network
+    is off by a few u ≈ 1e-16 relative, far below 10⁻¹²; a certificate of
+    ‖g̃‖(1 − 10⁻¹²) (a sign slip in the margin) is therefore below the exact norm by
+    ≈ 10⁻¹²‖g‖, which this test resolves (mpmath's 50 digits are exact to 1e-45 here).
+    """
+    from tvgrad.theory.bound import certified_grad_norm
+    case = Case(spec=NetSpec(1, (4,), 1, "tanh"), n=1, seed=seed, x_scale=3.0, eta=1e-3,
+                epochs=2)
+    prob = FFNProblem(case)
+    g = gradient(prob.loss_fn(0), prob.theta0)
+    exact = _exact_grad_norm(prob)
+    assert exact > 1e-3  # away from a minimum: the 10⁻¹² margin is what is tested
+    cert = mpmath.mpf(certified_grad_norm(prob, g))
+    assert cert >= exact, (seed, cert, exact, float(cert / exact - 1))
+    assert cert / exact - 1 <= 1e-11, (seed, float(cert / exact - 1))  # and not loose
