@@ -53,14 +53,21 @@ def _ce_local(logits0: Tensor, y: Tensor, delta: Tensor) -> tuple[Tensor, Tensor
     r"""Per-sample cross-entropy constants from the probabilities at θ₀ (bound (c)).
 
     Over the ball the logits move by ‖z − z⁰‖₂ ≤ δ (δ = J·R plus the forward rounding error),
-    so every log-probability moves by at most 2δ (``|Δz_k| + |Δ logsumexp z| ≤ 2‖Δz‖_∞``) and
-    ``p_k ∈ [p⁰_k e^{−2δ}, min(1, p⁰_k e^{2δ})]``. Then, with Gershgorin as for the global
+    so every log-probability moves by at most √2·δ and ``p_k ∈ [p⁰_k e^{−√2δ}, min(1, p⁰_k e^{√2δ})]``:
+    by the mean value theorem on logsumexp, Δ log p_k = ⟨e_k − p̃, Δz⟩ with p̃ the softmax at a
+    point between z⁰ and z, and ‖e_k − p̃‖₂² = (1 − p̃_k)² + Σ_{j≠k} p̃_j² ≤ 2(1 − p̃_k)² ≤ 2. The
+    constant √2 is sharp: Δz = δ(e_k − e_j)/√2 with p concentrated on j moves log p_k by → √2·δ
+    (``test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves``). Rounding:
+    the computed s = √2·δ is off by ≤ 2u relative (u = 2⁻⁵³; √2 rounded, then the product), so
+    e^{±s} is off by a factor e^{2us} ≤ 1 + 2e-13 for s ≤ 745 (beyond it e^{−s} underflows to 0
+    and p_max is clamped to 1, both safe), well inside the relative 1e-12 each interval is widened
+    by below, with log_softmax's and exp's own few-u errors. Then, with Gershgorin as for the global
     constant, ``c₂ = min(½, 2 max_k max_{p_k} p_k(1 − p_k))`` and
     ``c₁ = min(√2, (Σ_{k≠y} p_k,max² + (1 − p_y,min)²)^{1/2})``. The float64 softmax's own
     rounding is covered by widening each interval by a relative 1e-12.
     """
     lp = torch.log_softmax(logits0.double(), dim=-1)
-    spread = (2 * delta.double())[:, None]
+    spread = (math.sqrt(2.0) * delta.double())[:, None]
     pmin = torch.exp(lp - spread) * (1 - 1e-12)
     pmax = torch.clamp(torch.exp(lp + spread) * (1 + 1e-12), max=1.0)
     # max of p(1 − p) over [pmin, pmax]: ¼ if ½ is inside, else at the endpoint nearest ½

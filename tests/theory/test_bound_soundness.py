@@ -174,6 +174,50 @@ def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
     assert float(c2) < 0.01 and float(c1) < 0.01
 
 
+def _ce_actual(z: torch.Tensor, y: int) -> tuple[float, float]:
+    """‖p − e_y‖₂ and ‖diag(p) − ppᵀ‖₂ at the logits z (one sample)."""
+    p = torch.softmax(z, -1)
+    e = torch.zeros_like(p)
+    e[y] = 1
+    h = torch.diag(p) - torch.outer(p, p)
+    return float((p - e).norm()), float(torch.linalg.matrix_norm(h, 2))
+
+
+def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves():
+    r"""Bound (c'): Δ log p_k = ⟨e_k − p̃, Δz⟩ moves by up to √2·δ, reached along
+    Δz = δ(e_k − e_j)/√2 when p sits on class j. Along every such move (all pairs k ≠ j, at the
+    edge of the ball) the constants must hold — random directions almost never come near these
+    corners. Pinned sharp case: two classes, p_y = 0.01, δ = 8, moved away from y: the actual
+    ‖p − e_y‖ is within 1e-7 (relative) of c₁, and a spread of δ instead of √2·δ, or √2·δ
+    10 % low, gives a c₁ below it by ≈ 7e-8 (relative) — resolved, as everything here is
+    float64 with few-u errors against the relative 1e-12 the constants are widened by.
+    """
+    from tvgrad.theory.losses import LOSSES
+    local = LOSSES["cross_entropy"].local
+    g = torch.Generator().manual_seed(1)
+    for trial in range(60):
+        C = 2 + trial % 4
+        z0 = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % 6)
+        y = int(torch.randint(0, C, (1,), generator=g))
+        delta = 10 ** (-2 + 3 * torch.rand(1, generator=g).item())
+        c1, c2 = (float(c) for c in local(z0[None], torch.tensor([y]),
+                                          torch.tensor([delta], dtype=torch.float64)))
+        for k in range(C):
+            for j in range(C):
+                if k == j:
+                    continue
+                d = torch.zeros(C, dtype=torch.float64)
+                d[k], d[j] = 1.0, -1.0
+                a1, a2 = _ce_actual(z0 + delta * d / 2 ** 0.5, y)
+                assert a1 <= c1 * (1 + 1e-12), (trial, k, j, a1, c1)
+                assert a2 <= c2 * (1 + 1e-12), (trial, k, j, a2, c2)
+    z0 = torch.tensor([0.0, math.log(0.01 / 0.99)], dtype=torch.float64)  # p_y = p₁ = 0.01
+    c1, _ = local(z0[None], torch.tensor([1]), torch.tensor([8.0], dtype=torch.float64))
+    a1, _ = _ce_actual(z0 + 8.0 * torch.tensor([1.0, -1.0], dtype=torch.float64) / 2 ** 0.5, 1)
+    assert a1 <= float(c1) * (1 + 1e-12), (a1, float(c1))
+    assert float(c1) / a1 - 1 < 1e-7, (a1, float(c1))
+
+
 def test_extreme_draws_are_valid_and_span_the_ranges():
     import random
 
