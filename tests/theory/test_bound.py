@@ -198,3 +198,41 @@ def test_every_lowered_by_10_percent_variant_lowers_by_exactly_10_percent():
             assert changed and all(abs(r - 0.9) < 1e-12 for r in changed), \
                 (claim.id, v.id, ratios)
     assert seen >= 20
+
+
+def test_the_named_bounds_are_those_of_bounds_and_a_zero_matrix_has_norm_zero():
+    from tvgrad.theory.bound import gradient_bound, hessian_bound
+    prob = Problem(Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=0))
+    b = bounds(prob, 0.2)
+    assert hessian_bound(prob, 0.2) == b.M and gradient_bound(prob, 0.2) == b.G
+    assert b.M > 0 and b.G > 0 and b.M != b.G
+    assert spectral_upper(torch.zeros(4, 3, dtype=torch.float64)) == 0.0
+
+
+def test_the_measured_jacobian_is_formed_up_to_its_size_limit_and_only_tightens(monkeypatch):
+    """At n·out·p = JACOBIAN_ENTRIES_MAX the per-sample Jacobians at θ₀ are formed; one entry
+    over, they are not, and the bounds fall back to the recursion alone: never lower."""
+    from tvgrad.theory import bound
+    case = Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=0, x_scale=3.0)
+    size = case.n * case.spec.out_dim * case.spec.num_params
+    monkeypatch.setattr(bound, "JACOBIAN_ENTRIES_MAX", size)
+    p1 = Problem(case)
+    assert bound.jacobian_norms_at_theta0(p1, p1.data[0].x) is not None
+    with_j0 = bounds(p1, 0.05)
+    monkeypatch.setattr(bound, "JACOBIAN_ENTRIES_MAX", size - 1)
+    p2 = Problem(case)
+    assert bound.jacobian_norms_at_theta0(p2, p2.data[0].x) is None
+    without = bounds(p2, 0.05)
+    assert without.G >= with_j0.G and without.M >= with_j0.M
+    assert without.G > with_j0.G  # the measured Jacobian is the tighter one here
+
+
+def test_the_fixed_point_radius_settles_or_gives_up():
+    from tvgrad.theory.bound import _fixed_point_radius
+    assert _fixed_point_radius(lambda R: 0.5, 1.0) == 1.0  # reach ≤ R at once
+    R = _fixed_point_radius(lambda R: 0.1 + R / 2, 1e-3)   # converges towards 0.2
+    assert R is not None and 0.2 <= R <= 0.2 * 1.001
+    assert _fixed_point_radius(lambda R: 2 * R + 1, 1.0) is None       # grows past 1e6
+    assert _fixed_point_radius(lambda R: float("inf"), 1.0) is None
+    assert _fixed_point_radius(lambda R: R * 1.5, 1.0, iters=3) is None  # never settles
+    assert _fixed_point_radius(lambda R: 0.0, 0.0) == 1e-300  # R = 0 starts at the smallest

@@ -189,6 +189,30 @@ def test_a_failing_pinned_example_is_shrunk():
     assert json.loads(res.counterexample["case"])["spec"]["widths"] == [7, 9]
 
 
+def test_an_erroring_pinned_example_shrinks_to_the_same_exception_only():
+    """A pinned example that raises is shrunk over candidates raising the *same* exception
+    type: n = 1 raises a TypeError here, so the shrunk case keeps n = 2 (ValueError)."""
+    def check(case, variant=None):
+        if case.n == 1:
+            raise TypeError("another bug")
+        if max(case.spec.widths) >= 3:
+            raise ValueError("the planted bug")
+        return Outcome(HOLDS)
+    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
+    claim = Claim(id="erroring_pinned", title="t", statement="s", check=check,
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
+                  variants=(), terms={})
+    res = run_claim(claim, max_examples=3, seed=0)
+    ce = res.counterexample
+    case = json.loads(ce["case"])
+    assert ce["verdict"] == "error" and case["n"] == 2 and case["spec"]["widths"] == [3]
+    assert "ValueError: the planted bug" in res.error
+    # with no time left the first failure is kept as it is
+    from tvgrad.theory.campaign import shrink_case
+    first = (big, "error", {}, "Traceback …\nValueError: the planted bug")
+    assert shrink_case(claim, None, first, deadline=0.0) is first
+
+
 def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
     doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="ci", out=tmp_path,
                  max_examples=2, audit=False)
@@ -296,3 +320,39 @@ def test_an_unknown_claim_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(UnknownKey, match="unknown claim 'nope'"):
         verify(claims=["one_epoch_exact", "nope"], profile="ci", out=out)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(kind="sgd"), r"unknown symbolic kind 'sgd'; choose one of"),
+    (dict(kind="gd", k=0), "k must be an integer >= 1, got 0"),
+    (dict(kind="gd", p=0), "p must be an integer >= 1, got 0"),
+    (dict(kind="cross", tasks=0), "tasks must be an integer >= 1, got 0"),
+    (dict(kind="gd", k=True), "k must be an integer >= 1, got True"),
+    (dict(kind="gd", p=2.0), "p must be an integer >= 1, got 2.0"),
+])
+def test_symbolic_cases_reject_bad_input(kw, message):
+    with pytest.raises(InvalidInput, match=message):
+        SymCase(**kw)
+    SymCase(kind=kw["kind"] if kw["kind"] != "sgd" else "gd", k=1, p=1, tasks=1)  # 1 is valid
+
+
+def test_an_unknown_verdict_is_refused():
+    """A claim that returns a verdict outside the four is a bug, never counted as one of them."""
+    for v in ("holds", "violated", "diverged", "inconclusive"):
+        assert Outcome(v).verdict == v
+    with pytest.raises(ValueError, match="unknown verdict 'verified'"):
+        Outcome("verified")
+
+
+def test_claims_on_a_module_refuse_anything_but_a_module_problem():
+    from tvgrad.theory.claims.second_order import cross_term_on, multi_epoch_on, sgd_epoch_on
+    for fn in (multi_epoch_on, sgd_epoch_on, cross_term_on):
+        with pytest.raises(InvalidInput, match="expected a tvgrad.ModuleProblem, got Case"):
+            fn(Case(spec=NetSpec(in_dim=3, widths=(4,), out_dim=2)))
+
+
+def test_quantiles_skip_non_finite_values_and_are_empty_without_any():
+    from tvgrad.theory.campaign import _quantiles
+    assert _quantiles([]) == {} and _quantiles([float("nan"), "x", None]) == {}
+    q = _quantiles([float("inf"), 3.0, 1.0, 2.0, float("nan")])
+    assert q == {"n": 3, "min": 1.0, "q05": 1.0, "median": 2.0, "q95": 3.0, "max": 3.0}

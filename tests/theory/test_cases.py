@@ -39,10 +39,30 @@ SPEC = NetSpec(3, (4,), 2)
     (dict(n=0), "n .samples per task. must be an integer >= 1, got 0"),
     (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
     (dict(loss="cross_entropy", at_minimum=True), "at_minimum=True needs a loss with a finite minimiser"),
+    (dict(radius=0.0), "radius must be finite and > 0, got 0.0"),
+    (dict(radius=-0.1), "radius must be finite and > 0, got -0.1"),
+    (dict(radius=float("inf")), "radius must be finite and > 0, got inf"),
+    (dict(x_scale=0.0), "x_scale must be finite and > 0, got 0.0"),
+    (dict(y_scale=float("nan")), "y_scale must be finite and > 0, got nan"),
+    (dict(y_scale=float("inf")), "y_scale must be finite and > 0, got inf"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(seed=True), "seed must be an integer >= 0, got True"),
+    (dict(seed=1.0), "seed must be an integer >= 0, got 1.0"),
 ])
 def test_case_rejects_bad_input(kwargs, match):
     with pytest.raises(InvalidInput, match=match):
         Case(spec=SPEC, **kwargs)
+
+
+def test_case_boundaries_that_are_valid():
+    """The smallest valid values pass: seed 0, a tiny radius and scales, out_dim exactly the
+    loss's minimum (2 classes for cross-entropy); out_dim one below it is refused."""
+    Case(spec=SPEC, seed=0, radius=1e-300, x_scale=1e-300, y_scale=1e-300)
+    Case(spec=NetSpec(3, (4,), 2), loss="cross_entropy")
+    with pytest.raises(InvalidInput, match="loss 'cross_entropy' needs out_dim >= 2, got 1"):
+        Case(spec=NetSpec(3, (4,), 1), loss="cross_entropy")
+    c = Case(spec={"in_dim": 3, "widths": (4,), "out_dim": 2})  # a spec as a dict (from JSON)
+    assert c.spec == SPEC
 
 
 def test_unknown_loss_in_loss_value():

@@ -101,3 +101,35 @@ def test_mismatched_shapes_are_clear_errors():
         prob.layout.unflatten(torch.ones(5))
     with pytest.raises(InvalidInput, match="v has keys"):
         hvp_fwd_rev(lambda p: (p["a"] ** 2).sum(), {"a": torch.ones(2)}, {"b": torch.ones(2)})
+
+
+def test_tensor_against_dict_and_an_empty_sum_are_clear_errors():
+    from tvgrad.errors import InvalidInput
+    from tvgrad.theory.derivatives import SumOfParts
+    with pytest.raises(InvalidInput, match="v and theta must both be tensors or both be dicts"):
+        hvp_fwd_rev(lambda p: (p["a"] ** 2).sum(), {"a": torch.ones(2)}, torch.ones(2))
+    with pytest.raises(InvalidInput, match="v and theta must both be tensors or both be dicts"):
+        hvp_fwd_rev(lambda t: (t ** 2).sum(), torch.ones(2), {"a": torch.ones(2)})
+    with pytest.raises(InvalidInput, match="a SumOfParts needs at least one part"):
+        SumOfParts([])
+
+
+def test_nested_sums_of_parts_multiply_the_weights():
+    """Σ of (2, Σ of (3, f), (5, g)) is 6f + 10g: value, gradient and HVP."""
+    from tvgrad.theory.derivatives import SumOfParts
+    th = torch.tensor([0.3, -1.2], dtype=torch.float64)
+
+    def f(t):
+        return (t ** 3).sum()
+
+    def g(t):
+        return t[0] * t[1] ** 2
+    s = SumOfParts([(2.0, SumOfParts([(3.0, f), (5.0, g)]))])
+    assert [w for w, _ in s.parts] == [6.0, 10.0]
+
+    def want(t):
+        return 6 * f(t) + 10 * g(t)
+    v = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    assert torch.allclose(s(th), want(th), rtol=1e-15, atol=0)
+    assert torch.allclose(gradient(s, th), torch.func.grad(want)(th), rtol=1e-14, atol=1e-14)
+    assert torch.allclose(hvp(s, th, v), torch.func.hessian(want)(th) @ v, rtol=1e-14, atol=1e-14)

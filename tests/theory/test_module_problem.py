@@ -269,6 +269,15 @@ def test_multiple_inputs_and_per_task_losses():
     (dict(loss_fn=[F.cross_entropy, F.cross_entropy]), "a list of 1 callables"),
     (dict(loss_fn=lambda o, y: (o - 0).sum(1)), "must return a scalar"),
     (dict(loss_fn=lambda o, y: o.sum() * float("nan")), "the loss at θ₀ is nan"),
+    (dict(batches=[("x", torch.tensor([0, 1]))]), "batch inputs must be a tensor or a tuple of "
+                                                  "tensors, got str"),
+    (dict(batches=[((), torch.tensor([0, 1]))]), "batch inputs must be a tensor or a tuple"),
+    (dict(batches=[(torch.randn(2, 3), [0, 1])]), "task 0, batch 0: targets must be a tensor"),
+    (dict(batches=[(torch.randn(0, 3), torch.zeros(0, dtype=torch.long))]), "non-empty first"),
+    (dict(batches=[(torch.randn(2, 3), torch.tensor([0, 1])),
+                   ((torch.randn(2, 3), torch.randn(2, 3)), torch.tensor([0, 1]))]),
+     "task 0, batch 1: 2 input tensors, batch 0 has 1"),
+    (dict(batches=None, tasks=[]), "tasks is empty: give at least one task's batches"),
 ])
 def test_bad_input_names_the_value(kwargs, match):
     base = dict(model=nn.Linear(3, 2), loss_fn=F.cross_entropy,
@@ -277,6 +286,16 @@ def test_bad_input_names_the_value(kwargs, match):
     model, loss = base.pop("model"), base.pop("loss_fn")
     with pytest.raises(InvalidInput, match=match):
         ModuleProblem(model, loss, **base)
+
+
+def test_task_index_and_the_single_input_are_checked():
+    problem = ModuleProblem(nn.Linear(3, 2), F.cross_entropy,
+                            [(torch.randn(2, 3), torch.tensor([0, 1]))])
+    assert problem.loss_fn(0) is not None
+    for bad in (1, -1):
+        with pytest.raises(InvalidInput, match=f"task {bad} out of range: the problem has 1"):
+            problem.loss_fn(bad)
+    assert "Linear" in repr(problem) and f"p={problem.num_params}" in repr(problem)
 
 
 def test_frozen_model_is_refused():

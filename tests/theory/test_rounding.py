@@ -44,6 +44,20 @@ def test_a_broken_tolerance_never_passes(bad):
     assert compare(a, a.clone(), torch.tensor([1e-6, 0.0, 1e-6], dtype=torch.float64)).ok
 
 
+@pytest.mark.parametrize("where", ["actual", "expected"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_value_never_passes(where, bad):
+    """A NaN or inf in either side fails the comparison, however large the tolerance (a NaN
+    difference compares false with everything, so a plain ``diff <= tol`` test would let an
+    inf tolerance pass it, and ``not (diff > tol)`` would pass any)."""
+    a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    b = a.clone()
+    (a if where == "actual" else b)[1] = bad
+    cmp = compare(a, b, torch.full((3,), 1e300, dtype=torch.float64), "demo")
+    assert not cmp.ok and cmp.max_ratio == float("inf")
+    assert "demo: non-finite entries in the comparison" in cmp.report
+
+
 def test_unit_roundoff_and_gamma():
     assert unit_roundoff(torch.float64) == 2.0 ** -53
     assert unit_roundoff(torch.float32) == 2.0 ** -24

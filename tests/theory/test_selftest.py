@@ -122,3 +122,14 @@ def test_make_verify_self_tests_first():
     make = (Path(selftest.__file__).resolve().parents[1] / "Makefile").read_text()
     verify = make.split("\nverify:")[1].split("\n\n")[0]
     assert "tvgrad verify --self-test" in verify
+
+
+def test_describe_lists_the_first_failures_and_counts_the_rest():
+    r = {"status": "failed", "passed": 3, "failed": 22, "skipped": 0, "duration_s": 1.0,
+         "failures": [f"t::test_{i}" for i in range(20)]}
+    text = selftest.describe(r)
+    assert text.count("  FAILED t::test_") == 20 and "  … and 2 more" in text
+    r["failed"] = 20
+    assert "more" not in selftest.describe(r)
+    r.update(failed=0, failures=[], output="ERROR: usage: pytest …")
+    assert selftest.describe(r).endswith("ERROR: usage: pytest …")

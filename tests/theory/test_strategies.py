@@ -15,10 +15,25 @@ def _draw(strategy):
 
 
 @pytest.mark.parametrize("kwargs", [dict(min_depth=0), dict(max_width=0), dict(min_depth=3, max_depth=2),
-                                    dict(activations=()), dict(activations=("nope",))])
+                                    dict(activations=()), dict(activations=("nope",)),
+                                    dict(width_dist="normal")])
 def test_net_specs_validates_arguments(kwargs):
     with pytest.raises(InvalidArgument):
         _draw(net_specs(**kwargs))
+
+
+def test_unknown_sizes_are_refused_and_the_known_ones_restore():
+    from tvgrad.theory import strategies
+    with pytest.raises(InvalidArgument, match="unknown sizes 'huge': None or 'deep'"):
+        with strategies.sizes("huge"):
+            pass
+    before = strategies._SIZES
+    with strategies.sizes("deep"):
+        assert strategies.sized(max_depth=2, max_width=4) == strategies.DEEP_SIZES
+    with strategies.sizes(None):
+        assert strategies.sized(max_depth=2, max_width=4) == {
+            "max_depth": 2, "max_width": 4, "width_dist": "uniform"}
+    assert strategies._SIZES is before
 
 
 @pytest.mark.parametrize("kwargs", [dict(losses=("hinge",)), dict(max_tasks=0), dict(max_n=0),

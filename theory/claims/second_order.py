@@ -179,10 +179,14 @@ def _evaluate_rows(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2,
     return GridEval(None, ratio, floor, finite, kept, r1, r2, q_norm, e1, e2), above
 
 
-def _float64(problem: ModuleProblem) -> ModuleProblem:
+def _module(problem: ModuleProblem) -> ModuleProblem:
     if not isinstance(problem, ModuleProblem):
         raise InvalidInput(f"expected a tvgrad.ModuleProblem, got {type(problem).__name__}")
-    return problem.to(torch.float64)
+    return problem
+
+
+def _float64(problem: ModuleProblem) -> ModuleProblem:
+    return _module(problem).to(torch.float64)
 
 
 # -- claim 3: multi-epoch GD -------------------------------------------------------------------
@@ -443,7 +447,7 @@ def cross_term_on(problem: ModuleProblem, terms: Mapping = CROSS_TERMS, *, k: in
         eta: learning rate of the k = 1 exact check.
     """
     k = check_positive_int(k, "k (epochs)")
-    T = problem.num_tasks
+    T = _module(problem).num_tasks
     if T < 2:
         raise InvalidInput(f"ta_vs_mtl_cross_term needs a problem with at least 2 tasks, got {T}")
     if k == 1 and terms is CROSS_TERMS:
