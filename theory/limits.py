@@ -55,11 +55,11 @@ def seconds_limit() -> float:
 
 
 def _fmt_bytes(b: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if b < 1024 or unit == "PB":
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if b < 1024:
             return f"{b:.3g} {unit}"
         b /= 1024
-    return f"{b:.3g} EB"
+    return f"{b:.3g} PB"
 
 
 def check_cost(what: str, nbytes: float, flops: float) -> None:

@@ -292,6 +292,12 @@ def test_memory_messages_and_the_meminfo_parse(monkeypatch):
     assert limits._fmt_bytes(3 * 2 ** 40) == "3 TB" and limits._fmt_bytes(512) == "512 B"
     assert limits._fmt_bytes(2.0 ** 60) == "1.02e+03 PB"
     assert limits._fmt_bytes(1023) == "1.02e+03 B" and limits._fmt_bytes(1024) == "1 KB"
+    assert limits._fmt_bytes(2.0 ** 50) == "1 PB" and limits._fmt_bytes(2.0 ** 50 - 2 ** 30) == "1.02e+03 TB"
+
+    def no_sysconf(name):
+        raise ValueError(f"unknown {name}")
+    monkeypatch.setattr(os, "sysconf", no_sysconf)
+    assert limits.available_bytes() == 8 * 2 ** 30  # neither known: assume 8 GiB
 
 
 def test_pinned_case_shrinking_halves_integers_and_rounds_floats():
