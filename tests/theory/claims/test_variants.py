@@ -1,0 +1,113 @@
+"""Every planted variant of the exact, multi-epoch, cross-term and symbolic claims is exactly
+the change it names, and the true terms are the paper's (a variant made coarser or a term
+changed by a factor is often still rejected or still holds, so only these tests see it; the
+SGD-epoch variants: ``test_second_order.py``, the bound constants: ``test_bound.py``)."""
+
+from math import comb
+from types import SimpleNamespace
+
+import pytest
+import sympy as sp
+import torch
+
+from tvgrad.theory.claims.exact import ONE_EPOCH_TERMS, ONE_EPOCH_VARIANTS, TA_TERMS, TA_VARIANTS
+from tvgrad.theory.claims.second_order import (
+    CROSS_TERMS,
+    CROSS_VARIANTS,
+    MULTI_EPOCH_VARIANTS,
+    MULTI_TERMS,
+    _cross,
+)
+from tvgrad.theory.claims.symbolic import SYM_TERMS, SYM_VARIANTS
+
+G = torch.Generator().manual_seed(0)
+
+
+def _vec(p: int = 5) -> torch.Tensor:
+    return torch.randn(p, generator=G, dtype=torch.float64)
+
+
+def _sym(p: int = 5) -> torch.Tensor:
+    A = torch.randn(p, p, generator=G, dtype=torch.float64)
+    return A + A.T
+
+
+def _by_id(variants) -> dict:
+    return {v.id: v.terms for v in variants}
+
+
+def test_one_epoch_terms_and_variants():
+    eta, g, tol = 0.3, _vec(), _vec().abs()
+    assert torch.equal(ONE_EPOCH_TERMS["update"](eta, g), -eta * g)
+    assert ONE_EPOCH_TERMS["tolerance"](tol) is tol
+    v = _by_id(ONE_EPOCH_VARIANTS)
+    assert set(v) == {"sign_flipped", "lr_off_by_1e-4", "no_tolerance"}
+    assert torch.equal(v["sign_flipped"]["update"](eta, g), eta * g)
+    assert torch.equal(v["lr_off_by_1e-4"]["update"](eta, g), -(1 + 1e-4) * eta * g)
+    assert torch.equal(v["no_tolerance"]["tolerance"](tol), torch.zeros_like(tol))
+    assert all(len(t) == 1 for t in v.values())  # each changes one term
+
+
+def test_task_arithmetic_terms_and_variants():
+    G_, T, eta, alpha = _vec(), 3, 0.2, 0.37
+    got, rate = TA_TERMS["mtl_step"](G_, T, eta)
+    assert got is G_ and rate == eta
+    assert TA_TERMS["merged_lr"](alpha, T, eta) == alpha * T * eta
+    v = _by_id(TA_VARIANTS)
+    assert set(v) == {"mean_instead_of_sum", "alpha_lr_without_T", "sign_flipped"}
+    got, rate = v["mean_instead_of_sum"]["mtl_step"](G_, T, eta)
+    assert torch.equal(got, G_ / T) and rate == eta
+    assert v["alpha_lr_without_T"]["merged_lr"](alpha, T, eta) == alpha * eta
+    got, rate = v["sign_flipped"]["mtl_step"](G_, T, eta)
+    assert torch.equal(got, -G_) and rate == eta
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_multi_epoch_terms_and_variants(k):
+    H, g, th0 = _sym(), _vec(), _vec()
+    e = SimpleNamespace(k=k, g=g, Hg=H @ g, hvp=lambda v: H @ v, theta0=th0)
+    assert torch.equal(MULTI_TERMS["first_order"](e), -k * g)
+    assert torch.equal(MULTI_TERMS["second_order"](e), comb(k, 2) * (H @ g))
+    v = _by_id(MULTI_EPOCH_VARIANTS)
+    assert set(v) == {"coefficient_k2_over_2", "sign_flipped", "hessian_wrong_vector",
+                      "first_order_k_minus_1", "second_order_omitted"}
+    assert torch.equal(v["coefficient_k2_over_2"]["second_order"](e), k * k / 2 * (H @ g))
+    assert torch.equal(v["sign_flipped"]["second_order"](e), -(comb(k, 2) * (H @ g)))
+    w = th0 * g.norm() / th0.norm()  # θ₀ rescaled to ‖g‖
+    assert torch.allclose(v["hessian_wrong_vector"]["second_order"](e), comb(k, 2) * (H @ w),
+                          rtol=1e-14, atol=1e-14)
+    assert torch.equal(v["first_order_k_minus_1"]["first_order"](e), -(k - 1) * g)
+    assert torch.equal(v["second_order_omitted"]["second_order"](e), torch.zeros_like(g))
+    # at θ₀ = 0 the wrong vector is 0, not NaN
+    e0 = SimpleNamespace(**{**vars(e), "theta0": torch.zeros_like(th0)})
+    assert torch.equal(v["hessian_wrong_vector"]["second_order"](e0), torch.zeros_like(g))
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_cross_term_terms_and_variants(k):
+    """Three tasks: the cross term is Σ_t H_t Σ_{s≠t} g_s, written out."""
+    Hs, gs = [_sym() for _ in range(3)], [_vec() for _ in range(3)]
+    e = SimpleNamespace(k=k, gs=gs, G=sum(gs), hvps=[(lambda v, H=H: H @ v) for H in Hs])
+    cross = sum(Hs[t] @ gs[s] for t in range(3) for s in range(3) if s != t)
+    assert torch.allclose(_cross(e), cross, rtol=1e-13, atol=1e-13)
+    e.cross = cross
+    assert torch.equal(CROSS_TERMS["first_order"](e), torch.zeros_like(e.G))
+    assert torch.equal(CROSS_TERMS["second_order"](e), -comb(k, 2) * cross)
+    v = _by_id(CROSS_VARIANTS)
+    assert set(v) == {"sign_flipped", "coefficient_k2_over_2", "all_pairs"}
+    assert torch.equal(v["sign_flipped"]["second_order"](e), comb(k, 2) * cross)
+    assert torch.equal(v["coefficient_k2_over_2"]["second_order"](e), -(k * k / 2) * cross)
+    all_pairs = sum(Hs[t] @ gs[s] for t in range(3) for s in range(3))
+    assert torch.allclose(v["all_pairs"]["second_order"](e), -comb(k, 2) * all_pairs,
+                          rtol=1e-13, atol=1e-13)
+
+
+def test_symbolic_terms_and_variants():
+    for k in range(1, 7):
+        assert SYM_TERMS["coefficient"](k) == comb(k, 2)
+    assert SYM_TERMS["sign"] == 1
+    v = _by_id(SYM_VARIANTS)
+    assert set(v) == {"coefficient_k2_over_2", "sign_flipped"}
+    assert v["coefficient_k2_over_2"]["coefficient"](3) == sp.Rational(9, 2)
+    assert v["coefficient_k2_over_2"]["coefficient"](4) == 8
+    assert v["sign_flipped"] == {"sign": -1}
