@@ -117,6 +117,10 @@ def test_deep_found_cases_hold_and_their_windows_are_claim_independent():
         out = claim.run(case)
         assert out.verdict == HOLDS, f"{cid}: {out.detail}"
         assert out.measurements["window_r1"][1] < 1.0  # the bent top of the grid is left out
+        # what makes them the deep-found cases: r₁'s next-order estimate drops points of the
+        # regime (where r₁ bends); a neighbouring network (in_dim 2, seed + 1) drops none
+        m = out.measurements
+        assert m["next_order_points_r1"] < m["regime_points"], (cid, m)
         for v in claim.variants:  # a wrong claim sees the same next-order points (from q only)
             vo = claim.run(case, v.id)
             for key in ("next_order_points_r1", "next_order_points_r2"):

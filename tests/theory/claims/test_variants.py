@@ -16,6 +16,7 @@ from tvgrad.theory.claims.second_order import (
     CROSS_VARIANTS,
     MULTI_EPOCH_VARIANTS,
     MULTI_TERMS,
+    SGD_TERMS,
     _cross,
 )
 from tvgrad.theory.claims.symbolic import SYM_TERMS, SYM_VARIANTS
@@ -111,3 +112,27 @@ def test_symbolic_terms_and_variants():
     assert v["coefficient_k2_over_2"]["coefficient"](3) == sp.Rational(9, 2)
     assert v["coefficient_k2_over_2"]["coefficient"](4) == 8
     assert v["sign_flipped"] == {"sign": -1}
+
+
+def test_one_step_shortcuts_run_the_exact_claims_for_the_true_terms_only():
+    """k = 1 (N = 1 for SGD) has no η² term: the true terms are checked exactly, by the
+    one-epoch and task-arithmetic claims; a variant's terms still go through the expansion
+    (a shortcut for every terms would let a variant borrow the true claim's verdict)."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    import tvgrad
+    from tvgrad.theory.claims.exact import one_epoch_on, ta_equals_mtl_on
+    from tvgrad.theory.claims.second_order import cross_term_on, multi_epoch_on, sgd_epoch_on
+    torch.manual_seed(0)
+    tasks = [[(torch.randn(4, 3), torch.randint(0, 2, (4,)))] for _ in range(2)]
+    prob = tvgrad.ModuleProblem(nn.Linear(3, 2), F.cross_entropy, tasks=tasks,
+                                dtype=torch.float64)
+    exact1, exact_ta = one_epoch_on(prob).measurements, ta_equals_mtl_on(prob).measurements
+    assert multi_epoch_on(prob, k=1).measurements == exact1
+    assert sgd_epoch_on(prob).measurements == exact1  # one batch: N = 1
+    assert cross_term_on(prob, k=1).measurements == exact_ta
+    wrong = dict(MULTI_TERMS, first_order=lambda e: -(e.k - 1) * e.g)
+    assert multi_epoch_on(prob, wrong, k=1).measurements.keys() != exact1.keys()
+    assert sgd_epoch_on(prob, dict(SGD_TERMS)).measurements.keys() != exact1.keys()
+    assert cross_term_on(prob, dict(CROSS_TERMS), k=1).measurements.keys() != exact_ta.keys()
