@@ -68,6 +68,18 @@ def test_sgd_claim_rebatches_and_reshuffles(problem):
     assert out.measurements["steps"] == 3 and out.measurements["last_batch_smaller"]
 
 
+def test_sgd_claim_measures_one_epoch_of_its_batches(problem):
+    """8 samples in batches of 3 (3, 3, 2) for 2 epochs: 6 steps, 3 per epoch, and one epoch's
+    summed batch gradients differ from 3·g (unequal sizes); batches of 4 (4, 4): equal sizes,
+    so Σ_b g_b = 2g to rounding."""
+    m = tvgrad.check("sgd_epoch_second_order", problem, batch_size=3, epochs=2).measurements
+    assert m["steps"] == 6 and m["batches_per_epoch"] == 3 and m["last_batch_smaller"]
+    assert m["first_order_gap_rel"] > 1e-3
+    m = tvgrad.check("sgd_epoch_second_order", problem, batch_size=4, epochs=3).measurements
+    assert m["steps"] == 6 and m["batches_per_epoch"] == 2 and not m["last_batch_smaller"]
+    assert m["first_order_gap_rel"] < 1e-13
+
+
 def test_list_claims_says_which_run_on_any_model():
     rows = {c["id"]: c for c in tvgrad.list_claims()}
     assert rows["multi_epoch_second_order"]["runs_on_any_model"]
