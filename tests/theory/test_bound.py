@@ -236,3 +236,27 @@ def test_the_fixed_point_radius_settles_or_gives_up():
     assert _fixed_point_radius(lambda R: float("inf"), 1.0) is None
     assert _fixed_point_radius(lambda R: R * 1.5, 1.0, iters=3) is None  # never settles
     assert _fixed_point_radius(lambda R: 0.0, 0.0) == 1e-300  # R = 0 starts at the smallest
+
+
+def test_bound_claims_report_ratios_that_match_dense_references():
+    """The tightness ratios the report shows: at θ₀ they are the dense ‖∇²L(θ₀)‖₂ / M(R),
+    ‖∇L(θ₀)‖ / G(R) and a lower bound on ‖∇³L(θ₀)‖ / T(R); the worst over the points is at
+    least that, at most 1 (the claims hold); the ascent's ratio to the fixed points is a
+    ratio of two of those norms."""
+    case = Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=2, radius=0.1, x_scale=3.0)
+    prob = Problem(case)
+    f, th = prob.loss_fn(0), prob.theta0
+    b = bounds(prob, 0.1, third=True)
+    H = torch.func.hessian(f)(th)
+    h0 = float(torch.linalg.eigvalsh(H).abs().max())
+    m = CLAIMS["ffn_hessian_bound"].run(case).measurements
+    assert m["M"] == b.M and m["R"] == 0.1
+    assert abs(m["exact_over_bound_theta0"] - h0 / b.M) <= 1e-12 * h0 / b.M
+    assert h0 / b.M <= m["exact_over_bound"] <= 1
+    assert 0.5 < m["ascent_over_fixed_points"] < 2
+    m = CLAIMS["ffn_gradient_bound"].run(case).measurements
+    g0 = float(torch.func.grad(f)(th).norm())
+    assert m["G"] == b.G and g0 / b.G <= m["exact_over_bound"] * (1 + 1e-12) <= 1 + 1e-12
+    assert 0.5 < m["ascent_over_fixed_points"] < 2
+    m = CLAIMS["ffn_third_derivative_bound"].run(case).measurements
+    assert m["T"] == b.T and 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"] <= 1

@@ -254,3 +254,74 @@ def test_the_residual_floor_is_the_stated_one():
     want = ev.floor + 4 * U64 * (etas * (3.0 * v).norm() + etas ** 2 * (0.7 * v).norm())
     assert torch.equal(torch.tensor(out.measurements["_curve"]["floor"], dtype=torch.float64),
                        want)
+
+
+def _mse(scale: float = 1.0):
+    def loss(out, y):
+        return scale * 0.5 * ((out - y) ** 2).sum(-1).mean()
+    return loss
+
+
+def test_a_quadratic_loss_has_no_eta_cubed_term_at_k_2_and_one_at_k_3():
+    """Linear model, MSE: two GD steps give τ = −2ηg + η²Hg exactly, so r₂ is rounding only
+    (held through ``r2_at_rounding_level``, with r₁'s η² law resolved); three steps add
+    −η³H²g, and r₂'s slope is fitted ≈ 3. The recorded norms are the dense ‖g‖ and ‖Hg‖."""
+    from torch import nn
+
+    import tvgrad
+    from tvgrad.theory.claims.second_order import multi_epoch_on
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    p = tvgrad.ModuleProblem(nn.Linear(3, 2), _mse(), [(x, y)], dtype=torch.float64)
+    out = multi_epoch_on(p, k=2)
+    m = out.measurements
+    assert out.verdict == HOLDS and m["r2_at_rounding_level"] is True
+    assert abs(m["slope_r1"] - 2) < m["band_r1"] and "slope_r2" not in m
+    f, th = p.loss_fn(0), p.theta0
+    g = torch.func.grad(f)(th)
+    Hg = torch.func.hessian(f)(th) @ g
+    assert abs(m["grad_norm"] - float(g.norm())) <= 1e-13 * float(g.norm())
+    assert abs(m["hg_norm"] - float(Hg.norm())) <= 1e-13 * float(Hg.norm())
+    assert m["grid_points"] == 37 and m["diverged_points"] == 0 and m["grid_top"] == 10.0
+    out = multi_epoch_on(p, k=3)
+    m = out.measurements
+    assert out.verdict == HOLDS and "r2_at_rounding_level" not in m
+    assert abs(m["slope_r2"] - 3) < m["band_r2"]
+
+
+def test_a_flat_problem_moves_the_grid_up_four_decades():
+    """A loss scaled by 1e-3 keeps the expansion ratio below ρ/10 up to η = 10: the grid moves
+    up to 10⁵ (once) and the slopes are fitted there; the unscaled loss stays at 10."""
+    from torch import nn
+
+    import tvgrad
+    from tvgrad.theory.claims.second_order import multi_epoch_on
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    flat = tvgrad.ModuleProblem(net, _mse(1e-3), [(x, y)], dtype=torch.float64)
+    out = multi_epoch_on(flat, k=2)
+    m = out.measurements
+    assert out.verdict == HOLDS and m["grid_top"] == 1e5 and m["window_r2"][1] > 10
+    assert abs(m["slope_r2"] - 3) < m["band_r2"]
+    plain = tvgrad.ModuleProblem(net, _mse(), [(x, y)], dtype=torch.float64)
+    assert multi_epoch_on(plain, k=2).measurements["grid_top"] == 10.0
+
+
+def test_a_diverging_grid_counts_its_diverged_points():
+    """A quartic loss: θ grows like ηθ³ per step at large η, so after 6 epochs the top of the
+    η grid (up to 10) overflows to inf; those points are counted and left out, and the claim
+    still holds on the rest (4 epochs: nothing overflows)."""
+    from torch import nn
+
+    import tvgrad
+    from tvgrad.theory.claims.second_order import multi_epoch_on
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    p = tvgrad.ModuleProblem(nn.Linear(3, 2), lambda o, t: ((o - t) ** 4).sum(-1).mean(),
+                             [(x, y)], dtype=torch.float64)
+    out = multi_epoch_on(p, k=6)
+    m = out.measurements
+    assert out.verdict == HOLDS, out.detail
+    assert 0 < m["diverged_points"] < m["grid_points"] // 2
+    assert multi_epoch_on(p, k=4).measurements["diverged_points"] == 0

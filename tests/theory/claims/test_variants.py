@@ -136,3 +136,23 @@ def test_one_step_shortcuts_run_the_exact_claims_for_the_true_terms_only():
     assert multi_epoch_on(prob, wrong, k=1).measurements.keys() != exact1.keys()
     assert sgd_epoch_on(prob, dict(SGD_TERMS)).measurements.keys() != exact1.keys()
     assert cross_term_on(prob, dict(CROSS_TERMS), k=1).measurements.keys() != exact_ta.keys()
+
+
+def test_the_cross_term_claim_records_the_dense_cross_term_norm():
+    """cross_norm = ‖Σ_t H_t Σ_{s≠t} g_s‖ from dense Hessians (two tasks: H₀g₁ + H₁g₀)."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    import tvgrad
+    from tvgrad.theory.claims.second_order import cross_term_on
+    torch.manual_seed(1)
+    tasks = [[(torch.randn(5, 3), torch.randint(0, 2, (5,)))] for _ in range(2)]
+    prob = tvgrad.ModuleProblem(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)),
+                                F.cross_entropy, tasks=tasks, dtype=torch.float64)
+    out = cross_term_on(prob, k=2)
+    th = prob.theta0
+    f0, f1 = prob.loss_fn(0), prob.loss_fn(1)
+    want = torch.func.hessian(f0)(th) @ torch.func.grad(f1)(th) \
+        + torch.func.hessian(f1)(th) @ torch.func.grad(f0)(th)
+    assert out.verdict == "holds", out.detail
+    assert abs(out.measurements["cross_norm"] - float(want.norm())) <= 1e-12 * float(want.norm())
