@@ -32,6 +32,20 @@ def test_activation_constants_dominate_a_dense_grid(name):
     assert bool((fn(Z).abs() <= k.beta + k.kappa * Z.abs() + 1e-15).all())
 
 
+@pytest.mark.parametrize("name", sorted(SMOOTH_ACTIVATIONS))
+def test_growth_constants_cannot_be_lowered(name):
+    r"""|σ(z)| ≤ β + κ|z| and sup|σ| are sharp: β is the max over the grid of |σ(z)| − κ|z| (to
+    1e-11: the grid contains z = 0, where each maximum is; softplus's β carries a 1e-12 margin
+    for log's rounding), κ lowered by 10 % is exceeded somewhere on the grid (with β kept),
+    and sup|σ| (where finite) is reached to 1e-12 within |z| ≤ 30."""
+    k = ACTIVATIONS[name].constants
+    a = ACTIVATIONS[name].fn(Z).abs()
+    assert abs(float((a - k.kappa * Z.abs()).max()) - k.beta) <= 1e-11, (name, k.beta)
+    assert bool((a > k.beta + 0.9 * k.kappa * Z.abs()).any()), name
+    if k.bounded is not None:
+        assert abs(float(a.max()) - k.bounded) <= 1e-12, (name, k.bounded)
+
+
 def test_closed_forms_with_sympy():
     z = sp.Symbol("z", real=True)
     t = sp.tanh(z)

@@ -246,3 +246,33 @@ def test_loss_third_bound_has_the_chain_rule_coefficients():
                     lambda e: sp.Float(vals[f"c{(e.args[0] if isinstance(e, sp.Subs) else e).derivative_count}"]))
     assert not d3.free_symbols, d3
     assert abs(float(d3) - loss_third_bound(**vals)) < 1e-12
+
+
+def test_the_remainder_share_is_measured_against_the_dense_leading_term_and_is_order_eta():
+    r"""``third_order_remainder_share`` = (bound − L)/L with L = C(k,2)η²‖Hg‖: recovered from
+    the dense Hg to the certified margin (1e-9 relative here), and O(η): 100× smaller η gives
+    a share 50–200× smaller. ``hessian_exact_over_bound`` is the dense ‖∇²L(θ₀)‖₂ over M."""
+    claim = CLAIMS["ffn_second_order_error_bound"]
+    shares = []
+    for eta in (1e-3, 1e-5):
+        case = Case(spec=NetSpec(2, (4,), 2, "tanh"), n=4, seed=3, eta=eta, epochs=2,
+                    x_scale=3.0, y_scale=10.0)
+        m = claim.run(case).measurements
+        prob = FFNProblem(case)
+        f, th = prob.loss_fn(0), prob.theta0
+        H = torch.func.hessian(f)(th)
+        lead = eta ** 2 * float((H @ torch.func.grad(f)(th)).norm())
+        share = m["third_order_remainder_share"]
+        assert share > 0 and abs(m["third_order"] / (1 + share) / lead - 1) < 1e-9, (eta, m)
+        shares.append(share)
+        h0 = float(torch.linalg.eigvalsh(H).abs().max())
+        assert 0 < m["hessian_exact_over_bound"] <= 1
+        assert abs(m["hessian_exact_over_bound"] * bounds_M(prob, m) / h0 - 1) < 1e-9
+    assert 50 < shares[0] / shares[1] < 200, shares
+
+
+def bounds_M(prob, m) -> float:
+    """M of the bound the claim divided by: at the a-priori regime's R where there is one."""
+    from tvgrad.theory.bound import bounds
+    R = m["R"] if m["R"] is not None else m["R_anchored"]
+    return bounds(prob, R).M
