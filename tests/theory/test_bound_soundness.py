@@ -309,3 +309,21 @@ def test_certified_grad_norm_is_above_the_exact_norm_away_from_a_minimum(seed):
     cert = mpmath.mpf(certified_grad_norm(prob, g))
     assert cert >= exact, (seed, cert, exact, float(cert / exact - 1))
     assert cert / exact - 1 <= 1e-11, (seed, float(cert / exact - 1))  # and not loose
+
+
+def test_the_forward_error_charges_each_layer_its_fan_in():
+    r"""Each layer's dot products have length fan-in + 1 (the bias): Higham's bound
+    |fl(w·h + b) − (w·h + b)| ≤ γ_{n+1}(|w|·|h| + |b|) with n the fan-in (input width), not
+    the layer's output width. With a 50-input, width-1 network the first layer's term alone,
+    carried through σ (a₁) and the output layer (‖W₂‖₂), is a lower bound on the total."""
+    from tvgrad.theory.bound import _layers
+    from tvgrad.theory.rounding import U64, gamma
+    case = Case(spec=NetSpec(50, (1,), 1, "tanh"), n=3, seed=0, x_scale=3.0)
+    prob = FFNProblem(case)
+    x = prob.data[0].x.double()
+    (W1, b1), (W2, _) = _layers(prob)
+    mag = x.abs() @ W1.double().abs().T + b1.double().abs()
+    first = gamma(51, U64) * mag.norm(dim=1) * float(torch.linalg.matrix_norm(W2.double(), 2))
+    e = forward_error(prob, x)
+    assert bool((e >= first).all()), (e, first)
+    assert bool((e <= 3 * first).all()), (e, first)  # and it is that term, mostly

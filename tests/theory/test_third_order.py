@@ -276,3 +276,18 @@ def bounds_M(prob, m) -> float:
     from tvgrad.theory.bound import bounds
     R = m["R"] if m["R"] is not None else m["R_anchored"]
     return bounds(prob, R).M
+
+
+def test_the_adversaries_stop_where_their_direction_vanishes():
+    """On a quadratic loss ∇³L = 0, so the Hessian ascent has no direction and must return θ₀
+    (not 0/0 = NaN); at a minimum ∇²L·∇L = 0, so must the gradient ascent."""
+    from tvgrad.theory.claims.bound_claims import ascend_gradient, ascend_hessian
+    A = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+
+    def quad(t):
+        return 0.5 * t @ A @ t
+    th0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    v = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert torch.equal(ascend_hessian(quad, th0, 0.1, v), th0)
+    zero = torch.zeros(2, dtype=torch.float64)
+    assert torch.equal(ascend_gradient(quad, zero, 0.1), zero)
