@@ -327,3 +327,18 @@ def test_the_forward_error_charges_each_layer_its_fan_in():
     e = forward_error(prob, x)
     assert bool((e >= first).all()), (e, first)
     assert bool((e <= 3 * first).all()), (e, first)  # and it is that term, mostly
+
+
+def test_spectral_upper_of_a_row_is_above_its_exact_norm():
+    """A 1 × n matrix has ‖W‖₂ = ‖W‖_F exactly, and a float64 sum of n squares can land a few
+    ulps below it: the Frobenius path's margin γ_{rc} (here γ_n) must cover that, against the
+    exact norm in 50 digits (half the seeds need it: their computed norm is below)."""
+    below = 0
+    for seed in range(10):
+        W = torch.randn(1, 1000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        exact = mpmath.sqrt(sum(mpmath.mpf(w) ** 2 for w in W[0].tolist()))
+        below += mpmath.mpf(float(W.norm())) < exact
+        up = spectral_upper(W)
+        assert mpmath.mpf(up) >= exact, (seed, float(mpmath.mpf(up) / exact - 1))
+        assert up <= float(exact) * (1 + 1e-12)
+    assert below >= 1  # the margin is exercised

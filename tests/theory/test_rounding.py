@@ -58,6 +58,17 @@ def test_a_non_finite_value_never_passes(where, bad):
     assert "demo: non-finite entries in the comparison" in cmp.report
 
 
+def test_a_difference_equal_to_its_tolerance_passes():
+    """The tolerance is a bound (≤), not a strict one: a difference exactly at it passes, one
+    ulp above fails (0.5 is exact in binary, so diff = tol exactly)."""
+    a = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    e = torch.tensor([1.5, 2.0], dtype=torch.float64)
+    tol = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    cmp = compare(a, e, tol)
+    assert cmp.ok and cmp.max_ratio == 1.0
+    assert not compare(a, e, torch.nextafter(tol, torch.zeros_like(tol))).ok
+
+
 def test_unit_roundoff_and_gamma():
     assert unit_roundoff(torch.float64) == 2.0 ** -53
     assert unit_roundoff(torch.float32) == 2.0 ** -24
