@@ -342,3 +342,26 @@ def test_spectral_upper_of_a_row_is_above_its_exact_norm():
         assert mpmath.mpf(up) >= exact, (seed, float(mpmath.mpf(up) / exact - 1))
         assert up <= float(exact) * (1 + 1e-12)
     assert below >= 1  # the margin is exercised
+
+
+def test_the_gradient_bound_at_radius_zero_carries_exactly_its_two_margins():
+    r"""At R = 0, one sample, one output (MSE): G = c₁·J with c₁ = (|r̃| + e)(1 + 4u)(1 + 1e-12)
+    — the computed residual, its forward error e, the norm's rounding and a relative margin —
+    and J = ‖J̃(θ₀)‖₂(1 + 1e-12), the Jacobian norm measured at θ₀ with its margin. So
+    G / (|r̃|·‖J̃(θ₀)‖₂) − 1 = 2e-12 + e/|r̃| + 4u (+ products of those): each margin present
+    once (dropping or flipping either moves it by 1e-12), checked to 1e-15 (the few roundings
+    of the products, ≈ 4u)."""
+    from tvgrad.theory.rounding import U64
+    for seed in range(4):
+        case = Case(spec=NetSpec(1, (4,), 1, "tanh"), n=1, seed=seed, x_scale=3.0)
+        prob = FFNProblem(case)
+        x, y = prob.data[0].x, prob.data[0].y
+        out = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
+        r = float((out - y).abs().max())
+        e = float(forward_error(prob, x)[0])
+        def f1(th):
+            return torch.func.functional_call(prob.module, prob.layout.unflatten(th), (x,))[0]
+        j0 = float(torch.linalg.matrix_norm(torch.func.jacrev(f1)(prob.theta0), 2))  # ‖J̃‖₂
+        rel = bounds(prob, 0.0).G / (r * j0) - 1
+        want = (1 + e / r) * (1 + 4 * U64) * (1 + 1e-12) ** 2 - 1
+        assert want >= 2e-12 and abs(rel - want) <= 1e-15, (seed, rel, want, e / r)
