@@ -59,17 +59,18 @@ def _ce_local(logits0: Tensor, y: Tensor, delta: Tensor) -> tuple[Tensor, Tensor
     constant √2 is sharp: Δz = δ(e_k − e_j)/√2 with p concentrated on j moves log p_k by → √2·δ
     (``test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves``). Rounding:
     the computed s = √2·δ is off by ≤ 2u relative (u = 2⁻⁵³; √2 rounded, then the product), so
-    e^{±s} is off by a factor e^{2us} ≤ 1 + 2e-13 for s ≤ 745 (beyond it e^{−s} underflows to 0
-    and p_max is clamped to 1, both safe), well inside the relative 1e-12 each interval is widened
-    by below, with log_softmax's and exp's own few-u errors. Then, with Gershgorin as for the global
+    e^{±s} is off by a factor e^{2us} ≤ 1 + 5e-13 for s ≤ 2000, inside the relative 1e-12 each
+    interval is widened by below, with log_softmax's and exp's own few-u errors; for s > 2000 the
+    interval is taken as [0, 1] (always valid). Then, with Gershgorin as for the global
     constant, ``c₂ = min(½, 2 max_k max_{p_k} p_k(1 − p_k))`` and
     ``c₁ = min(√2, (Σ_{k≠y} p_k,max² + (1 − p_y,min)²)^{1/2})``. The float64 softmax's own
     rounding is covered by widening each interval by a relative 1e-12.
     """
     lp = torch.log_softmax(logits0.double(), dim=-1)
     spread = (math.sqrt(2.0) * delta.double())[:, None]
-    pmin = torch.exp(lp - spread) * (1 - 1e-12)
-    pmax = torch.clamp(torch.exp(lp + spread) * (1 + 1e-12), max=1.0)
+    wide = spread > 2000  # beyond the rounding argument above: the trivial interval [0, 1]
+    pmin = torch.where(wide, 0.0, torch.exp(lp - spread) * (1 - 1e-12))
+    pmax = torch.where(wide, 1.0, torch.clamp(torch.exp(lp + spread) * (1 + 1e-12), max=1.0))
     # max of p(1 − p) over [pmin, pmax]: ¼ if ½ is inside, else at the endpoint nearest ½
     near = torch.clamp(torch.full_like(pmin, 0.5), pmin, pmax)
     c2 = torch.clamp(2 * (near * (1 - near)).max(dim=-1).values, max=0.5)

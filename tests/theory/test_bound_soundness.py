@@ -216,6 +216,12 @@ def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves()
     a1, _ = _ce_actual(z0 + 8.0 * torch.tensor([1.0, -1.0], dtype=torch.float64) / 2 ** 0.5, 1)
     assert a1 <= float(c1) * (1 + 1e-12), (a1, float(c1))
     assert float(c1) / a1 - 1 < 1e-7, (a1, float(c1))
+    # beyond the rounding argument (√2·δ > 2000) the intervals are [0, 1]: the global constants
+    # (a logit gap of 5000: at δ = 1400 the other class's p_max = e^{−5000+1980} is still 0)
+    z0 = torch.tensor([[0.0, -5000.0]], dtype=torch.float64)
+    for delta, want in ((1400.0, 1 + 1e-12), (1500.0, 2 ** 0.5)):
+        c1, _ = local(z0, torch.tensor([0]), torch.tensor([delta], dtype=torch.float64))
+        assert float(c1) == want, (delta, float(c1))
 
 
 def test_extreme_draws_are_valid_and_span_the_ranges():
