@@ -325,3 +325,35 @@ def test_a_diverging_grid_counts_its_diverged_points():
     assert out.verdict == HOLDS, out.detail
     assert 0 < m["diverged_points"] < m["grid_points"] // 2
     assert multi_epoch_on(p, k=4).measurements["diverged_points"] == 0
+
+
+def test_a_window_needs_four_points_over_one_decade():
+    """The documented minimum: ≥ 4 points (MIN_POINTS) spanning ≥ 1 decade (MIN_DECADES).
+    Four points a decade apart fit, three do not; on the 4-per-decade grid five consecutive
+    points span exactly one decade and fit, four span ¾ of one and do not."""
+    from tvgrad.theory.claims.expansion import MIN_DECADES, MIN_POINTS, PER_DECADE
+    assert (MIN_POINTS, MIN_DECADES, PER_DECADE) == (4, 1.0, 4)
+    sparse = torch.tensor([1e-4, 1e-3, 1e-2, 1e-1], dtype=torch.float64)
+    every = torch.ones(4, dtype=torch.bool)
+    assert fit_slope(sparse, sparse ** 2, every) is not None
+    assert fit_slope(sparse[:3], sparse[:3] ** 2, every[:3]) is None
+    etas = eta_grid(1.0, 3.0)
+    for n, fits in ((5, True), (4, False)):
+        mask = torch.zeros_like(etas, dtype=torch.bool)
+        mask[:n] = True
+        assert (fit_slope(etas, etas ** 2, mask) is not None) == fits, n
+
+
+def test_the_regime_includes_a_ratio_of_exactly_rho():
+    """ρ = 0.1: a grid whose expansion ratio is exactly ρ everywhere is all regime (and holds);
+    one ulp above ρ, none of it is (inconclusive)."""
+    from tvgrad.theory.claims.expansion import RHO
+    assert RHO == 0.1
+    etas = eta_grid(0.1, 6.0)
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    q = _q(etas, -3.0, 0.7, 0.2)
+    at = slope_outcome(etas, _ev(etas, q, ratio=torch.full_like(etas, RHO)), -3 * v, 0.7 * v)
+    assert at.verdict == HOLDS and at.measurements["regime_points"] == etas.numel()
+    above = torch.full_like(etas, math.nextafter(RHO, 1.0))
+    out = slope_outcome(etas, _ev(etas, q, ratio=above), -3 * v, 0.7 * v)
+    assert out.verdict == INCONCLUSIVE and out.measurements["regime_points"] == 0
