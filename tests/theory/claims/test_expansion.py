@@ -357,3 +357,18 @@ def test_the_regime_includes_a_ratio_of_exactly_rho():
     above = torch.full_like(etas, math.nextafter(RHO, 1.0))
     out = slope_outcome(etas, _ev(etas, q, ratio=above), -3 * v, 0.7 * v)
     assert out.verdict == INCONCLUSIVE and out.measurements["regime_points"] == 0
+
+
+def test_trajectory_floor_is_the_documented_formula():
+    r"""u[(N+1)(‖θ₀‖ + ‖τ‖) + 3η Σ_n‖g_n‖] + η N ε_g, per η (module docstring, Higham's model:
+    N steps θ − ηg with one rounding each of the product and the difference, the final
+    subtraction, and the gradient's own error ε_g per step)."""
+    from tvgrad.theory.claims.expansion import trajectory_floor
+    from tvgrad.theory.rounding import U64
+    etas = torch.tensor([0.1, 2.0, 7.0], dtype=torch.float64)
+    tau = torch.tensor([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]], dtype=torch.float64)  # ‖τ‖ 5, 1, 10
+    gsum = torch.tensor([1.5, 2.5, 0.5], dtype=torch.float64)
+    got = trajectory_floor(2.0, tau, etas, 4, gsum, 1e-14)
+    want = [U64 * (5 * (2.0 + t) + 3 * e * s) + e * 4 * 1e-14
+            for t, e, s in ((5.0, 0.1, 1.5), (1.0, 2.0, 2.5), (10.0, 7.0, 0.5))]
+    assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-14, atol=0)
