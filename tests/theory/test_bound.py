@@ -274,3 +274,19 @@ def test_bound_claims_report_ratios_that_match_dense_references():
     assert 0.5 < m["ascent_over_fixed_points"] < 2
     m = CLAIMS["ffn_third_derivative_bound"].run(case).measurements
     assert m["T"] == b.T and 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"] <= 1
+
+
+def test_the_true_terms_are_the_bound_as_derived():
+    """Every factor among the bound claims' true terms is exactly 1 and every constant is the
+    derived one (a planted variant replaces a term, so a true term made loose — a bound ×2 —
+    would still see every lowered variant rejected; only this test sees it)."""
+    from tvgrad.theory.bound import BoundTerms
+    from tvgrad.theory.claims.bound_claims import BOUND_TERMS
+    factors = {k: v for k, v in BOUND_TERMS.items() if isinstance(v, float)}
+    assert set(factors) == {"c1_scale", "jacobian_scale", "scale", "scale_apriori",
+                            "scale_trajectory", "scale_sgd", "scale_g_anchored",
+                            "scale_third_order", "remainder_scale"}
+    assert all(v == 1.0 for v in factors.values()), factors
+    for name in ("activation", "c2", "jacobian", "weight_ball", "bias_ball", "c3"):
+        assert BOUND_TERMS[name] is getattr(BoundTerms, name), name
+    assert BoundTerms.weight_ball(0.3) == 0.3 and BoundTerms.bias_ball(0.3) == 0.3
