@@ -348,3 +348,21 @@ def test_batch_indices_default_to_the_first_task():
                                                    [(x[:3], y[:3]), (x[3:], y[3:])]])
     assert [len(b) for b in prob.batch_indices()] == [2, 4]
     assert [len(b) for b in prob.batch_indices(1)] == [3, 3]
+
+
+@pytest.mark.parametrize("op", ["hardtanh", "relu6", "hardsigmoid", "hardswish"])
+def test_the_kink_table_puts_each_kink_where_the_function_has_it(op):
+    """For the clamped activations the recorded pattern (x > lo, x < hi, PyTorch's default
+    edges) must change between two neighbouring inputs exactly where the function's slope
+    jumps — found from autograd on a fine grid that avoids the kinks themselves."""
+    from tvgrad.theory.module_problem import _KINKS
+    fn = getattr(F, op)
+    x = (torch.arange(1600, dtype=torch.float64) * 0.01 - 8.0 + 0.005).requires_grad_(True)
+    slope = torch.autograd.grad(fn(x).sum(), x)[0]
+    jumps = (slope[1:] - slope[:-1]).abs() > 0.1
+    masks = _KINKS[fn]((x.detach(),), {})
+    changes = torch.zeros_like(jumps)
+    for m in masks:
+        changes |= m[1:] != m[:-1]
+    assert torch.equal(changes, jumps), (op, x[1:][changes].tolist(), x[1:][jumps].tolist())
+    assert int(jumps.sum()) == 2
