@@ -1,6 +1,7 @@
 """Hypothesis profiles, selected by the environment variable ``TVGRAD_PROFILE``.
 
-* ``ci``: derandomized, no deadline, few examples — what ``make test`` and CI run.
+* ``ci``: derandomized, no deadline, 12 examples per property — what ``make test``, CI and
+  the self-test of ``make verify`` run.
 * ``dev``: a quick local run with random seeds.
 * ``verify``: the campaign behind ``make verify`` — at least 200 examples per claim.
 * ``deep``: ``make deep`` — 2 000 random examples per claim, networks up to depth 6 and width

@@ -166,3 +166,16 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
     assert doc["max_examples"] == EXAMPLES["deep"] and doc["variant_max_examples"] == EXAMPLES["verify"]
     assert calls[0] == (None, EXAMPLES["deep"], "deep")
     assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
+
+
+def test_the_profiles_are_registered_as_documented():
+    """ci: 12 derandomized examples; dev 40; verify 200; deep 2000 (theory/profiles.py); each
+    registered with Hypothesis under its name, with no deadline and no database."""
+    from hypothesis import settings
+
+    from tvgrad.theory.profiles import EXAMPLES
+    assert EXAMPLES == {"ci": 12, "dev": 40, "verify": 200, "deep": 2000}
+    for name, n in EXAMPLES.items():
+        s = settings.get_profile(name)
+        assert s.max_examples == n and s.deadline is None and s.database is None, name
+        assert s.derandomize == (name == "ci"), name
