@@ -145,6 +145,15 @@ def test_the_adversary_takes_halving_steps_that_never_leave_the_ball(ascent):
     assert float((its[-1] - th0).norm()) < R
 
 
+def _ce_actual(z: torch.Tensor, y: int) -> tuple[float, float]:
+    """‖p − e_y‖₂ and ‖diag(p) − ppᵀ‖₂ at the logits z (one sample)."""
+    p = torch.softmax(z, -1)
+    e = torch.zeros_like(p)
+    e[y] = 1
+    h = torch.diag(p) - torch.outer(p, p)
+    return float((p - e).norm()), float(torch.linalg.matrix_norm(h, 2))
+
+
 def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
     """Bound (c): for logits anywhere within δ of z⁰ (random and adversarial-corner draws),
     ‖p − e_y‖ ≤ c₁ and ‖diag(p) − ppᵀ‖₂ ≤ c₂; and they are below the global √2 and ½."""
@@ -162,25 +171,13 @@ def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
         for _ in range(20):
             d = torch.randn(1, C, generator=g, dtype=torch.float64)
             z = z0 + d / d.norm() * delta * torch.rand(1, generator=g, dtype=torch.float64)
-            p = torch.softmax(z, -1)[0]
-            e = torch.zeros(C, dtype=torch.float64)
-            e[y] = 1
-            assert float((p - e).norm()) <= float(c1) * (1 + 1e-12)
-            h = torch.diag(p) - torch.outer(p, p)
-            assert float(torch.linalg.matrix_norm(h, 2)) <= float(c2) * (1 + 1e-12)
+            a1, a2 = _ce_actual(z[0], int(y))
+            assert a1 <= float(c1) * (1 + 1e-12)
+            assert a2 <= float(c2) * (1 + 1e-12)
     # confident predictions: far below the global constants
     c1, c2 = local(torch.tensor([[8.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0]),
                    torch.tensor([1e-3], dtype=torch.float64))
     assert float(c2) < 0.01 and float(c1) < 0.01
-
-
-def _ce_actual(z: torch.Tensor, y: int) -> tuple[float, float]:
-    """‖p − e_y‖₂ and ‖diag(p) − ppᵀ‖₂ at the logits z (one sample)."""
-    p = torch.softmax(z, -1)
-    e = torch.zeros_like(p)
-    e[y] = 1
-    h = torch.diag(p) - torch.outer(p, p)
-    return float((p - e).norm()), float(torch.linalg.matrix_norm(h, 2))
 
 
 def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves():

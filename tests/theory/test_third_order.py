@@ -267,13 +267,12 @@ def test_the_remainder_share_is_measured_against_the_dense_leading_term_and_is_o
         shares.append(share)
         h0 = float(torch.linalg.eigvalsh(H).abs().max())
         assert 0 < m["hessian_exact_over_bound"] <= 1
-        assert abs(m["hessian_exact_over_bound"] * bounds_M(prob, m) / h0 - 1) < 1e-9
+        assert abs(m["hessian_exact_over_bound"] * _bound_M(prob, m) / h0 - 1) < 1e-9
     assert 50 < shares[0] / shares[1] < 200, shares
 
 
-def bounds_M(prob, m) -> float:
+def _bound_M(prob, m) -> float:
     """M of the bound the claim divided by: at the a-priori regime's R where there is one."""
-    from tvgrad.theory.bound import bounds
     R = m["R"] if m["R"] is not None else m["R_anchored"]
     return bounds(prob, R).M
 
