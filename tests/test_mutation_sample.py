@@ -70,3 +70,25 @@ def test_report_of_an_as_verify_sample_measures_the_campaign_only_where_it_ran(t
            "those 2" in text
     assert "killed by the campaign alone" not in text
     assert "| `theory/a.py:0:op:0` | killed | not run | killed |  |" in text
+
+
+FUTURE = "from __future__ import annotations\n"
+SRC = ("def f(a: int | None = 1 | 2, *, b: list[int] = []) -> dict[str, int | None]:\n"
+       "    x: int | None = a | b\n"
+       "    return x\n")
+
+
+def test_mutants_inside_annotations_are_recognised_and_nothing_else():
+    src = FUTURE + SRC
+    ops = [(i + 1, j) for i, line in enumerate(src.splitlines()) for j, ch in enumerate(line)
+           if ch == "|"]
+    inside = {pos: sample.in_annotation(src, pos) for pos in ops}
+    # line 2: `int | None` (annotation), `1 | 2` (default value), `int | None` (return);
+    # line 3: `int | None` (annotation), `a | b` (value)
+    assert [inside[p] for p in ops] == [True, False, True, True, False], inside
+
+
+def test_annotations_are_kept_where_they_are_evaluated():
+    """Without the __future__ import, annotations are evaluated: their mutants are not excluded."""
+    assert not any(sample.in_annotation(SRC, (1, j)) for j in range(len(SRC.splitlines()[0])))
+

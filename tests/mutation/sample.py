@@ -18,6 +18,7 @@ uniform sample of n gives the kill rate with a 95 % Wilson score interval (:func
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import math
@@ -54,7 +55,35 @@ def tests_for(module: str) -> list[str]:
     return sorted(set(out)) or ["tests/theory"]
 
 
-def _mutants(work: Path) -> list[dict]:
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (start, end) positions, as (line, column), of every type annotation in ``source``:
+    arguments', returns' and annotated assignments' (``x: int | None = ...``)."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        found = []
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            found.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            found.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+        spans += [((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)) for a in found]
+    return spans
+
+
+def in_annotation(source: str, start: tuple[int, int]) -> bool:
+    """Whether a mutation at ``start`` (line, column) lies inside a type annotation of a module
+    with ``from __future__ import annotations``, where annotations are never evaluated, so that a
+    mutant there (``int | None`` → ``int & None``) is equivalent: such mutants are left out of the
+    sample unless ``--keep-annotations``. (In a module without that import, module-level
+    annotations are evaluated: not excluded.)"""
+    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+                 and any(a.name == "annotations" for a in n.names)
+                 for n in ast.parse(source).body)
+    return future and any(a <= tuple(start) < b for a, b in annotation_spans(source))
+
+
+def _mutants(work: Path, keep_annotations: bool = False) -> list[dict]:
     cfg, db = work / "cr.toml", work / "session.sqlite"
     cfg.write_text('[cosmic-ray]\nmodule-path = "theory"\ntimeout = 600.0\nexcluded-modules = '
                    + json.dumps(list(SKIP)) + '\ntest-command = "true"\n\n'
@@ -64,10 +93,16 @@ def _mutants(work: Path) -> list[dict]:
                    capture_output=True)
     dump = subprocess.run([str(bin_dir / "cosmic-ray"), "dump", str(db)], check=True, cwd=ROOT,
                           capture_output=True, text=True).stdout
-    out = []
+    out, sources = [], {}
     for line in dump.splitlines():
         item = json.loads(line)[0]
         for m in item["mutations"]:
+            path = Path(m["module_path"])
+            if not keep_annotations:
+                if path not in sources:
+                    sources[path] = (ROOT / path).read_text(encoding="utf-8")
+                if in_annotation(sources[path], tuple(m["start_pos"])):
+                    continue
             out.append({"module": str(Path(m["module_path"]).as_posix()), "operator": m["operator_name"],
                         "occurrence": m["occurrence"], "line": m["start_pos"][0]})
     return out
@@ -157,19 +192,20 @@ def remeasure_self_test(src: Path, log: Path) -> None:
 
 
 def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
-          as_verify: bool = False) -> None:
+          as_verify: bool = False, keep_annotations: bool = False) -> None:
     """Apply, check and undo ``n`` sampled mutants; append one JSON line each to ``log``.
 
     With ``as_verify``, each mutant runs as ``make verify`` runs: the campaign only when the
     self-test passes (about half the time of both; the campaign's own share is then measured
     on the self-test's survivors only, ``killed_by_campaign`` None on the others)."""
     work = Path(tempfile.mkdtemp(prefix="tvgrad-sample-"))
-    mutants = _mutants(work)
+    mutants = _mutants(work, keep_annotations)
     rng = random.Random(seed)
     sample = rng.sample(mutants, min(n, len(mutants)))
     done = _logged(log) if resume else set()
     bin_dir = Path(sys.executable).parent
-    print(f"{len(mutants)} mutants in theory/; sampling {len(sample)} (seed {seed})", flush=True)
+    print(f"{len(mutants)} mutants in theory/"
+          f"{'' if keep_annotations else ' outside type annotations'}; sampling {len(sample)} (seed {seed})", flush=True)
     for i, m in enumerate(sample):
         if _key(m) in done:
             continue
@@ -256,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as-verify", action="store_true",
                     help="run the campaign only where the self-test passes, as make verify does "
                          "(about half the time; the campaign's own share is then not measured)")
+    ap.add_argument("--keep-annotations", action="store_true",
+                    help="also sample mutants inside type annotations (equivalent: never "
+                         "evaluated); the samples of seeds 3-11 were drawn with them")
     ap.add_argument("--verify-args", default="--profile verify --seed 20260824 --jobs 2")
     args = ap.parse_args(argv)
     if args.report:
@@ -267,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         remeasure_self_test(args.remeasure_self_test, args.log)
         return 0
     audit(args.n, args.seed, args.log, args.resume, args.verify_args.split(),
-          args.as_verify)
+          args.as_verify, args.keep_annotations)
     return 0
 
 

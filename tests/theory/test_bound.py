@@ -290,3 +290,28 @@ def test_the_true_terms_are_the_bound_as_derived():
     for name in ("activation", "c2", "jacobian", "weight_ball", "bias_ball", "c3"):
         assert BOUND_TERMS[name] is getattr(BoundTerms, name), name
     assert BoundTerms.weight_ball(0.3) == 0.3 and BoundTerms.bias_ball(0.3) == 0.3
+
+
+def test_the_ablation_variants_are_exactly_what_they_name():
+    """a2_zero zeroes a₂ and nothing else, c2_omitted gives c₂ = 0 for every loss, and
+    last_layer_only keeps the output layer's Jacobian coefficients (the last column of the
+    (n, L) matrix c) unchanged and zeroes the others (an ablation that dropped more — every
+    layer — is rejected as well, so only this test sees it)."""
+    from dataclasses import fields
+
+    from tvgrad.theory.bound import TRUE_TERMS
+    from tvgrad.theory.losses import LOSSES
+    hess, grad = CLAIMS["ffn_hessian_bound"], CLAIMS["ffn_gradient_bound"]
+    a2 = hess.variant("a2_zero").terms["activation"]
+    for name in SMOOTH_ACTIVATIONS:
+        base, low = TRUE_TERMS.activation(name), a2(name)
+        assert low.a2 == 0.0
+        assert all(getattr(low, f.name) == getattr(base, f.name) for f in fields(base)
+                   if f.name != "a2"), name
+    assert all(hess.variant("c2_omitted").terms["c2"](loss) == 0.0 for loss in LOSSES)
+    keep = grad.variant("last_layer_only").terms["jacobian"]
+    c = torch.arange(1.0, 13.0, dtype=torch.float64).reshape(4, 3)
+    expected = torch.zeros_like(c)
+    expected[:, -1] = c[:, -1]
+    assert torch.equal(keep(c), expected)
+    assert torch.equal(keep(c[:, :1]), c[:, :1])  # one layer: it is the output layer
