@@ -66,3 +66,22 @@ def test_switch_and_zero_hessian_beyond_the_dense_fallback():
     th = torch.zeros(DENSE_FALLBACK_MAX + 5, dtype=torch.float64)
     nu, vec, slack = hessian_norm_certified(lambda t: 3.0 * t.sum(), th)  # H = 0: ARPACK refuses
     assert (nu, slack) == (0.0, 0.0) and abs(float(vec.norm()) - 1) < 1e-12
+
+
+def test_the_path_switches_to_lanczos_exactly_above_dense_max(monkeypatch):
+    """Dense (eigh) up to ``dense_max`` parameters, Lanczos above: both give the same norm, so
+    only the path taken (and its slack: eigh's ``dense_slack`` or Lanczos's residual) shows a
+    switch at the wrong size — a dense eigh at every size is correct but cubic in p."""
+    from tvgrad.theory import spectrum
+    calls = []
+    real = spectrum.lanczos_top
+    monkeypatch.setattr(spectrum, "lanczos_top", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prob = Problem.build(CASES["gelu-ce"])
+    f, th = prob.loss_fn(0), prob.theta0
+    p = th.numel()
+    for dense_max, lanczos in ((p + 1, False), (p, False), (p - 1, True), (0, True)):
+        calls.clear()
+        nu, _, slack = hessian_norm_certified(f, th, dense_max=dense_max)
+        assert bool(calls) == lanczos, (p, dense_max, calls)
+        if not lanczos:
+            assert slack == spectrum.dense_slack(p, nu)
