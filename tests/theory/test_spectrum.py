@@ -85,3 +85,27 @@ def test_the_path_switches_to_lanczos_exactly_above_dense_max(monkeypatch):
         assert bool(calls) == lanczos, (p, dense_max, calls)
         if not lanczos:
             assert slack == spectrum.dense_slack(p, nu)
+
+
+def test_a_failed_lanczos_falls_back_to_dense_up_to_dense_fallback_max(monkeypatch):
+    """A Lanczos run that does not converge falls back to eigh for p ≤ DENSE_FALLBACK_MAX and
+    is raised above it (unless H·1 = 0): checked at p = DENSE_FALLBACK_MAX and one above, on
+    f(θ) = ½ Σ dᵢ θᵢ² (‖H‖₂ = max dᵢ = 3)."""
+    from scipy.sparse.linalg import ArpackError
+
+    from tvgrad.theory import spectrum
+
+    def fail(*a, **k):
+        raise ArpackError(-1)
+    monkeypatch.setattr(spectrum, "lanczos_top", fail)
+    for p, falls_back in ((DENSE_FALLBACK_MAX, True), (DENSE_FALLBACK_MAX + 1, False)):
+        d = torch.ones(p, dtype=torch.float64)
+        d[7] = 3.0
+        f = lambda t, d=d: 0.5 * (d * t * t).sum()  # noqa: E731
+        th = torch.zeros(p, dtype=torch.float64)
+        if falls_back:
+            nu, vec, slack = hessian_norm_certified(f, th, dense_max=0)
+            assert abs(nu - 3.0) <= slack and slack == spectrum.dense_slack(p, nu)
+        else:
+            with pytest.raises(ArpackError):
+                hessian_norm_certified(f, th, dense_max=0)
