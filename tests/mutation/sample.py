@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import json
 import math
 import random
@@ -71,16 +72,23 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     return spans
 
 
+@functools.lru_cache(maxsize=None)
+def _deferred_spans(source: str) -> tuple:
+    """:func:`annotation_spans` of a module that defers its annotations, else none (cached:
+    every mutant of a module asks)."""
+    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+                 and any(a.name == "annotations" for a in n.names)
+                 for n in ast.parse(source).body)
+    return tuple(annotation_spans(source)) if future else ()
+
+
 def in_annotation(source: str, start: tuple[int, int]) -> bool:
     """Whether a mutation at ``start`` (line, column) lies inside a type annotation of a module
     with ``from __future__ import annotations``, where annotations are never evaluated, so that a
     mutant there (``int | None`` → ``int & None``) is equivalent: such mutants are left out of the
     sample unless ``--keep-annotations``. (In a module without that import, module-level
     annotations are evaluated: not excluded.)"""
-    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
-                 and any(a.name == "annotations" for a in n.names)
-                 for n in ast.parse(source).body)
-    return future and any(a <= tuple(start) < b for a, b in annotation_spans(source))
+    return any(a <= tuple(start) < b for a, b in _deferred_spans(source))
 
 
 def _mutants(work: Path, keep_annotations: bool = False) -> list[dict]:
