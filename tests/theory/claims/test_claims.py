@@ -98,3 +98,34 @@ def test_a_perturbation_of_a_few_times_the_rounding_error_is_rejected(claim_id):
         terms = {**claim.terms, "mtl_step": lambda G, T, eta: (G, eta * (1 + 1e-7))}
     perturbed = dc_replace(claim, terms=terms, variants=())
     assert any(perturbed.run(c).verdict == VIOLATED for c in claim.examples)
+
+
+SIZES = {  # claim: (max depth, max width, max n, (min, max) tasks, (min, max) epochs)
+    "one_epoch_exact": (4, 32, 64, (1, 1), (1, 1)),
+    "ta_equals_mtl_step": (4, 32, 32, (2, 5), (1, 1)),
+    "multi_epoch_second_order": (4, 32, 64, (1, 1), (2, 6)),
+    "sgd_epoch_second_order": (4, 32, 48, (1, 1), (1, 3)),
+    "ta_vs_mtl_cross_term": (3, 16, 32, (2, 5), (2, 6)),
+    "ffn_hessian_bound": (4, 64, 32, (1, 1), (1, 3)),      # epochs 2–3: the corner cases
+    "ffn_gradient_bound": (4, 64, 32, (1, 1), (1, 3)),
+    "ffn_third_derivative_bound": (4, 64, 32, (1, 1), (1, 3)),
+    "ffn_second_order_error_bound": (4, 64, 32, (1, 1), (2, 6)),
+}
+"""Each numeric claim's random sizes as set in its definition: the cost of every campaign
+(a larger depth or width silently slows it; a smaller one silently narrows what is checked)."""
+
+
+@pytest.mark.parametrize("claim_id", sorted(SIZES))
+def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id):
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+    depth, width, n, (t0, t1), (k0, k1) = SIZES[claim_id]
+    strategy = CLAIMS[claim_id].strategy()
+
+    def beyond(c):
+        return (c.spec.depth > depth or max(c.spec.widths) > width or c.n > n
+                or not t0 <= c.tasks <= t1 or not k0 <= c.epochs <= k1)
+    with pytest.raises(NoSuchExample):
+        find(strategy, beyond, settings=settings(max_examples=300, database=None))
+    for edge in (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width):
+        find(strategy, edge, settings=settings(max_examples=3000, database=None))

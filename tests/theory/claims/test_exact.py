@@ -22,3 +22,23 @@ def test_merged_tolerance_covers_the_rate_rounded_to_the_dtype():
     assert float(tol[0]) >= needed, (float(tol[0]), needed)
     # and nothing more than those terms, |l̃ − αTη| taken at its bound u·αTη
     assert float(tol[0]) <= (u * lr_t + u * lr + lr * u) * (1 + 1e-6)
+
+
+def test_merged_tolerance_charges_the_summed_gradients_error_once_per_task_mean():
+    r"""The step is taken along the mean Ĝ/T, so the summed gradients' error err_G enters
+    divided by T: the tolerance grows by exactly lr·Δerr_G/T·(1 + 16u₆₄) when err_G grows by
+    Δerr_G (and is linear in it), for T = 1, 2, 5. A tolerance charging err_G whole would be up
+    to T times too loose there."""
+    u64 = 2.0 ** -53
+    z = torch.zeros(3, dtype=torch.float64)
+    G = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    err = torch.tensor([1e-16, 3e-16, 2e-17], dtype=torch.float64)
+    for T in (1, 2, 5):
+        lr = 0.3
+        tol = [_merged_tolerance(S=z, err_S=z, G=G, err_G=s * err, merged=z, mtl=z, alpha=1.0,
+                                 lr=lr, T=T, dtype=torch.float64) for s in (1.0, 2.0)]
+        grew = tol[1] - tol[0]
+        want = lr * err / T * (1 + 16 * u64)
+        # the difference of two float64 sums of ≤ 8 positive terms of comparable size: its
+        # rounding is ≤ 8u·tol ≤ 8u·15·|grew| < 3e-14 relative (tol/grew ≤ 15 here); 1e-12 leaves 30×
+        assert torch.allclose(grew, want, rtol=1e-12, atol=0), (T, grew, want)
