@@ -86,3 +86,16 @@ def test_sum_tolerance_covers_any_order():
         for x in order[1:]:
             s = s + x
         assert compare(s, exact, sum_tolerance(xs)).ok
+
+
+@pytest.mark.parametrize("diff", [1e-3, 1e-300, 5e-324])
+def test_a_zero_tolerance_gives_an_infinite_ratio_to_any_difference(diff):
+    """Where tol = 0 < |diff| the ratio is inf, as documented — not |diff| / (a tiny floor),
+    which for a subnormal difference (5e-324, the smallest float64) would be below 1 and pass;
+    where tol = 0 = |diff| the ratio is 0."""
+    a = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    e = torch.tensor([diff, 1.0], dtype=torch.float64)
+    cmp = compare(a, e, torch.zeros(2, dtype=torch.float64), "zero tol")
+    assert not cmp.ok and cmp.max_ratio == float("inf"), cmp.report
+    same = compare(a, a.clone(), torch.zeros(2, dtype=torch.float64), "zero tol")
+    assert same.ok and same.max_ratio == 0.0
