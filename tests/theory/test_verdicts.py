@@ -174,3 +174,14 @@ def test_synthetic_claims_are_well_formed(synthetic):
         assert isinstance(c.check(None, c.terms) if c.id != "always_errors" else Outcome(HOLDS),
                           Outcome)
     assert Variant  # imported for the fixture's namespace
+
+
+def test_a_violated_counterexample_alone_makes_the_claim_violated():
+    """The shrunk counterexample decides even where no record says violated (records are
+    per example, the counterexample is Hypothesis's final call); one of another verdict does
+    not."""
+    res = _run([HOLDS] * 5)
+    res.counterexample = {"verdict": VIOLATED}
+    assert campaign.claim_status(res) == "violated"
+    res.counterexample = {"verdict": DIVERGED}
+    assert campaign.claim_status(res) == "verified"
