@@ -153,3 +153,19 @@ def test_a_bigger_case_never_costs_less():
         note(f"{case.describe()} -> {what} + 1: {case.cost()} -> {big.cost()}")
         assert all(b >= a for a, b in zip(case.cost(), big.cost()))
     check()
+
+
+def test_reshuffled_batches_depend_on_the_seed_and_only_on_it():
+    """With ``reshuffle`` each epoch's order is a seeded permutation: the same seed gives the
+    same steps, different seeds different orders (a shuffle stream that ignored the seed would
+    give every drawn case the same batches, narrowing what the SGD claims check)."""
+    orders = {}
+    for seed in range(6):
+        steps = batch_sequence(8, 3, 2, True, seed)
+        again = batch_sequence(8, 3, 2, True, seed)
+        assert all(torch.equal(a, b) for a, b in zip(steps, again))
+        assert [len(s) for s in steps] == [3, 3, 2] * 2
+        orders[seed] = tuple(torch.cat(steps).tolist())
+    assert len(set(orders.values())) == 6, orders
+    plain = batch_sequence(8, 3, 2, False, 0)
+    assert torch.equal(torch.cat(plain), torch.arange(8).repeat(2))
