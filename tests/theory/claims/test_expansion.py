@@ -372,3 +372,19 @@ def test_trajectory_floor_is_the_documented_formula():
     want = [U64 * (5 * (2.0 + t) + 3 * e * s) + e * 4 * 1e-14
             for t, e, s in ((5.0, 0.1, 1.5), (1.0, 2.0, 2.5), (10.0, 7.0, 0.5))]
     assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-14, atol=0)
+
+
+def test_r2_counts_as_rounding_level_only_below_100_times_the_floor():
+    """q = −3ηv + 0.7η²v exactly, floor 1e-14: r₁'s η² law is fitted and r₂ is rounding only,
+    so the example holds through ``r2_at_rounding_level``. Add 1e-10 (10⁴× the floor, yet
+    tiny in absolute terms) to q at one η of the regime: r₂ can still not be fitted (one point),
+    but it is no longer at rounding level there, and the shortcut must not be taken."""
+    etas = eta_grid(0.1, 6.0)
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    q = _q(etas, -3.0, 0.7, 0.0)
+    quiet = slope_outcome(etas, _ev(etas, q, floor=1e-14), -3.0 * v, 0.7 * v)
+    assert quiet.verdict == HOLDS and quiet.measurements.get("r2_at_rounding_level") is True
+    spiked = q.clone()
+    spiked[etas.numel() // 2] += 1e-10
+    out = slope_outcome(etas, _ev(etas, spiked, floor=1e-14), -3.0 * v, 0.7 * v)
+    assert "r2_at_rounding_level" not in out.measurements, out.detail[:300]
