@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(about half the time; the campaign's own share is then not measured)")
     ap.add_argument("--keep-annotations", action="store_true",
                     help="also sample mutants inside type annotations (equivalent: never "
-                         "evaluated); the samples of seeds 3-11 were drawn with them")
+                         "evaluated); the samples of seeds 0-11 were drawn with them")
     ap.add_argument("--verify-args", default="--profile verify --seed 20260824 --jobs 2")
     args = ap.parse_args(argv)
     if args.report:
