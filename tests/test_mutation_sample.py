@@ -23,7 +23,8 @@ def test_report_counts_rates_without_the_equivalent_mutants(tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in recs))
     text = sample.report(log, {"theory/a.py:3:op:0": "equivalent: shape only"})
     assert "4 sampled mutants, 1 equivalent; of the 3 others:" in text
-    assert "killed by tests + verify: 2/3 = 67 %" in text
+    assert "killed by the self-test + verify (make test not run on the survivors: a lower " \
+           "bound for make test + make verify): 2/3 = 67 %" in text
     assert "killed by verify alone: 1/3 = 33 %" in text
     assert "equivalent: shape only" in text
 
@@ -70,6 +71,53 @@ def test_report_of_an_as_verify_sample_measures_the_campaign_only_where_it_ran(t
            "those 2" in text
     assert "killed by the campaign alone" not in text
     assert "| `theory/a.py:0:op:0` | killed | not run | killed |  |" in text
+
+
+def test_report_with_make_test_counts_what_make_test_killed_among_verifys_survivors(tmp_path):
+    log = tmp_path / "log.jsonl"
+    recs = [dict(module="theory/a.py", line=i, operator="op", occurrence=0, killed_by_tests=t,
+                 killed_by_campaign=c, killed_by_verify=t or bool(c), killed_by_make_test=mt)
+            for i, (t, c, mt) in enumerate([(True, None, None), (False, True, None),
+                                            (False, False, True), (False, False, False)])]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = sample.report(log, {})
+    assert "killed by make test + make verify: 3/4 = 75 %" in text
+    assert "killed by verify alone: 2/4 = 50 %" in text
+    assert "| mutant | self-test | campaign | make verify | make test (verify's survivors) | " \
+           "note |" in text
+    assert "| `theory/a.py:2:op:0` | survived | survived | survived | killed |  |" in text
+    assert "| `theory/a.py:0:op:0` | killed | not run | killed | not run |  |" in text
+
+
+def test_with_tests_refuses_a_checkout_whose_make_test_already_fails(tmp_path, monkeypatch):
+    """Else every survivor of make verify would read "killed by make test"."""
+    monkeypatch.setattr(sample, "_mutants", lambda *a: [])
+    monkeypatch.setattr(sample, "_make_test", lambda: (False, 1.0, ["tests/test_x.py::test_y"]))
+    try:
+        sample.audit(1, 0, tmp_path / "log.jsonl", False, [], with_tests=True)
+    except SystemExit as e:
+        assert "make test fails on the unmutated checkout" in str(e)
+        assert "tests/test_x.py::test_y" in str(e)
+    else:
+        raise AssertionError("audit ran on a checkout whose make test fails")
+
+
+def test_make_test_failures_are_read_from_pytest_summary(monkeypatch):
+    out = ("..F.\nFAILED tests/theory/test_a.py::test_b - AssertionError: x\n"
+           "ERROR tests/test_c.py::test_d\n1 failed, 3 passed\n")
+
+    class Proc:
+        returncode, stdout, stderr = 1, out, ""
+    seen = {}
+
+    def run(cmd, **kw):
+        seen.update(cmd=cmd, env=kw["env"])
+        return Proc
+    monkeypatch.setattr(sample.subprocess, "run", run)
+    monkeypatch.delenv("TVGRAD_PROFILE", raising=False)
+    ok, _, failures = sample._make_test()
+    assert not ok and failures == ["tests/theory/test_a.py::test_b", "tests/test_c.py::test_d"]
+    assert seen["env"]["TVGRAD_PROFILE"] == "ci" and "not slow and not gpu" in seen["cmd"]
 
 
 FUTURE = "from __future__ import annotations\n"

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -147,6 +148,28 @@ def _self_test(timeout: float = 900) -> tuple[bool, float, list[str]]:
     return proc.returncode == 0, time.time() - t0, failures
 
 
+MAKE_TEST = ("-m", "pytest", "-q", "-n", "auto", "-p", "no:cacheprovider", "tests/",
+             "-m", "not slow and not gpu")
+"""``make test``'s command (its markers; Hypothesis profile ``ci`` unless TVGRAD_PROFILE says
+otherwise), run with this interpreter."""
+
+
+def _make_test(timeout: float = 1800) -> tuple[bool, float, list[str]]:
+    """Run ``make test``'s suite on the checkout as it is: (passed, seconds, failing test ids)."""
+    env = {**os.environ, "TVGRAD_PROFILE": os.environ.get("TVGRAD_PROFILE", "ci")}
+    t0 = time.time()
+    try:
+        proc = subprocess.run([sys.executable, *MAKE_TEST], cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return False, time.time() - t0, ["(timed out)"]
+    failures = [x.split()[1] for x in proc.stdout.splitlines()
+                if x.startswith(("FAILED ", "ERROR ")) and len(x.split()) > 1]
+    if proc.returncode and not failures:
+        failures = [f"(rc {proc.returncode}) {(proc.stdout + proc.stderr).strip()[-300:]}"]
+    return proc.returncode == 0, time.time() - t0, failures
+
+
 @contextlib.contextmanager
 def _mutated(m: dict) -> Iterator[str]:
     """Apply mutant ``m`` to the checkout with cosmic-ray, give its ``git diff -U0``, and undo
@@ -200,18 +223,30 @@ def remeasure_self_test(src: Path, log: Path) -> None:
 
 
 def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
-          as_verify: bool = False, keep_annotations: bool = False) -> None:
+          as_verify: bool = False, keep_annotations: bool = False,
+          with_tests: bool = False) -> None:
     """Apply, check and undo ``n`` sampled mutants; append one JSON line each to ``log``.
 
     With ``as_verify``, each mutant runs as ``make verify`` runs: the campaign only when the
     self-test passes (about half the time of both; the campaign's own share is then measured
-    on the self-test's survivors only, ``killed_by_campaign`` None on the others)."""
+    on the self-test's survivors only, ``killed_by_campaign`` None on the others).
+
+    With ``with_tests``, each survivor of ``make verify`` also runs ``make test``'s suite
+    (``killed_by_make_test``; None where ``make verify`` already killed it), so that the rate
+    "killed by make test + make verify" is measured rather than bounded below. The suite must
+    pass on the unmutated checkout first (else every survivor would read killed)."""
     work = Path(tempfile.mkdtemp(prefix="tvgrad-sample-"))
     mutants = _mutants(work, keep_annotations)
     rng = random.Random(seed)
     sample = rng.sample(mutants, min(n, len(mutants)))
     done = _logged(log) if resume else set()
     bin_dir = Path(sys.executable).parent
+    if with_tests:
+        ok, secs, failures = _make_test()
+        if not ok:
+            raise SystemExit(f"make test fails on the unmutated checkout ({secs:.0f} s): "
+                             f"{failures[:5]}; fix that before --with-tests")
+        print(f"make test passes on the unmutated checkout ({secs:.0f} s)", flush=True)
     print(f"{len(mutants)} mutants in theory/"
           f"{'' if keep_annotations else ' outside type annotations'}; sampling {len(sample)} (seed {seed})", flush=True)
     for i, m in enumerate(sample):
@@ -224,17 +259,26 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
                 out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
                 campaign_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out",
                                               str(out), "--no-html", *verify_args], 900)
+            make_test_ok, t_make_test, make_test_failures = None, 0.0, []
+            if with_tests and tests_ok and campaign_ok:
+                make_test_ok, t_make_test, make_test_failures = _make_test()
         rec = {**m, "diff": diff, "tests": ["tests/theory"], "self_test_failures": failures,
                "killed_by_tests": not tests_ok,
                "killed_by_campaign": None if campaign_ok is None else not campaign_ok,
                "killed_by_verify": not (tests_ok and campaign_ok),
                "seconds": round(t_tests + t_verify, 1)}
+        if with_tests:
+            rec.update(killed_by_make_test=None if make_test_ok is None else not make_test_ok,
+                       make_test_failures=make_test_failures,
+                       seconds_make_test=round(t_make_test, 1))
         with log.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         print(f"[{i + 1}/{len(sample)}] {m['module']}:{m['line']} {m['operator']} "
               f"self-test={'killed' if not tests_ok else 'survived'} "
               f"campaign={'not run' if campaign_ok is None else 'killed' if not campaign_ok else 'survived'} "
-              f"({rec['seconds']} s)", flush=True)
+              + (f"make-test={'killed' if make_test_ok is False else 'survived'} "
+                 if make_test_ok is not None else "")
+              + f"({rec['seconds'] + rec.get('seconds_make_test', 0.0):.1f} s)", flush=True)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -252,17 +296,22 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     key = lambda r: f"{r['module']}:{r['line']}:{r['operator']}:{r['occurrence']}"  # noqa: E731
     real = [r for r in recs if key(r) not in equivalent]
     n = len(real)
-    both = sum(r["killed_by_tests"] or r["killed_by_verify"] for r in real)
+    both = sum(bool(r["killed_by_tests"] or r["killed_by_verify"] or r.get("killed_by_make_test"))
+               for r in real)
     ver = sum(r["killed_by_verify"] for r in real)
     with_campaign = all("killed_by_campaign" in r for r in recs)
+    with_make_test = all("killed_by_make_test" in r for r in recs)
 
     def ci(k):
         if not n:
             return "—"
         lo, hi = wilson(k, n)
         return f"{k}/{n} = {100 * k / n:.0f} % (95 % interval {100 * lo:.0f}–{100 * hi:.0f} %)"
+    both_label = ("killed by make test + make verify" if with_make_test else
+                  "killed by the self-test + verify (make test not run on the survivors: a "
+                  "lower bound for make test + make verify)")
     lines = [f"{len(recs)} sampled mutants, {len(recs) - n} equivalent; of the {n} others:",
-             f"- killed by tests + verify: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
+             f"- {both_label}: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
     if with_campaign:
         ran = [r for r in real if r["killed_by_campaign"] is not None]
         camp = sum(r["killed_by_campaign"] for r in ran)
@@ -277,6 +326,9 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
         else ("killed_by_tests", "killed_by_verify")
     head = "| mutant | self-test | campaign | make verify | note |" if with_campaign \
         else "| mutant | tests | verify | note |"
+    if with_make_test:
+        cols += ("killed_by_make_test",)
+        head = head.replace(" note |", " make test (verify's survivors) | note |")
     lines += ["", head, "|" + " --- |" * (len(cols) + 2)]
     for r in recs:
         lines.append(f"| `{key(r)}` | " + " | ".join(kill(r[c]) for c in cols)
@@ -303,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-annotations", action="store_true",
                     help="also sample mutants inside type annotations (equivalent: never "
                          "evaluated); the samples of seeds 0-11 were drawn with them")
+    ap.add_argument("--with-tests", action="store_true",
+                    help="also run make test's suite on each survivor of make verify, to measure "
+                         "the make test + make verify rate (checks first that it passes unmutated)")
     ap.add_argument("--verify-args", default="--profile verify --seed 20260824 --jobs 2")
     args = ap.parse_args(argv)
     if args.report:
@@ -314,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         remeasure_self_test(args.remeasure_self_test, args.log)
         return 0
     audit(args.n, args.seed, args.log, args.resume, args.verify_args.split(),
-          args.as_verify, args.keep_annotations)
+          args.as_verify, args.keep_annotations, args.with_tests)
     return 0
 
 
