@@ -33,3 +33,24 @@ def virtual_clock(monkeypatch):
         return record(*args, **kw)
     monkeypatch.setattr(campaign, "ExampleRecord", recorded)
     return clock
+
+
+def _assert_draws_within(strategy, beyond, edges, *, beyond_examples: int = 300,
+                         edge_examples: int = 3000):
+    """Assert that ``strategy`` never draws a value with ``beyond(value)`` true (Hypothesis
+    searches ``beyond_examples`` draws for one and must find none) and does reach each of
+    ``edges`` (a predicate each; a search of ``edge_examples`` draws must find one).
+
+    Sizes are checked by behaviour, not by repr (Hypothesis reprs differ between versions)."""
+    from hypothesis import find, settings
+    from hypothesis.errors import NoSuchExample
+    with pytest.raises(NoSuchExample):
+        find(strategy, beyond, settings=settings(max_examples=beyond_examples, database=None))
+    for edge in edges:
+        find(strategy, edge, settings=settings(max_examples=edge_examples, database=None))
+
+
+@pytest.fixture
+def assert_draws_within():
+    """:func:`_assert_draws_within`: a strategy's sizes stay within a range and reach its edges."""
+    return _assert_draws_within

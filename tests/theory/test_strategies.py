@@ -48,17 +48,14 @@ def test_log_uniform_validates():
         _draw(log_uniform(0.0, 1.0))
 
 
-def test_default_sizes_stay_within_their_documented_ranges():
+def test_default_sizes_stay_within_their_documented_ranges(assert_draws_within):
     """net_specs() by default: depth 1–4, widths 1–32, in_dim 1–8, out_dim 1–6 — reached at
     both ends, never beyond (a larger default would silently slow every campaign)."""
-    from hypothesis.errors import NoSuchExample
-    for too_big in (lambda n: n.depth > 4, lambda n: max(n.widths) > 32,
-                    lambda n: n.in_dim > 8, lambda n: n.out_dim > 6):
-        with pytest.raises(NoSuchExample):
-            find(net_specs(), too_big, settings=settings(max_examples=300, database=None))
-    for edge in (lambda n: n.depth == 4, lambda n: n.in_dim == 8, lambda n: n.out_dim == 6,
-                 lambda n: n.depth == 1 and n.widths == (1,)):
-        find(net_specs(), edge, settings=settings(max_examples=2000, database=None))
+    assert_draws_within(
+        net_specs(),
+        lambda n: n.depth > 4 or max(n.widths) > 32 or n.in_dim > 8 or n.out_dim > 6,
+        (lambda n: n.depth == 4, lambda n: n.in_dim == 8, lambda n: n.out_dim == 6,
+         lambda n: n.depth == 1 and n.widths == (1,)), edge_examples=2000)
 
 
 def test_reaches_deep_and_wide_networks():

@@ -116,16 +116,11 @@ SIZES = {  # claim: (max depth, max width, max n, (min, max) tasks, (min, max) e
 
 
 @pytest.mark.parametrize("claim_id", sorted(SIZES))
-def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id):
-    from hypothesis import find
-    from hypothesis.errors import NoSuchExample
+def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert_draws_within):
     depth, width, n, (t0, t1), (k0, k1) = SIZES[claim_id]
-    strategy = CLAIMS[claim_id].strategy()
 
     def beyond(c):
         return (c.spec.depth > depth or max(c.spec.widths) > width or c.n > n
                 or not t0 <= c.tasks <= t1 or not k0 <= c.epochs <= k1)
-    with pytest.raises(NoSuchExample):
-        find(strategy, beyond, settings=settings(max_examples=300, database=None))
-    for edge in (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width):
-        find(strategy, edge, settings=settings(max_examples=3000, database=None))
+    assert_draws_within(CLAIMS[claim_id].strategy(), beyond,
+                        (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width))
