@@ -105,6 +105,30 @@ def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(math.log10(lo), math.log10(hi)).map(lambda e: float(10.0 ** e))
 
 
+def nearest_schedule(n: int, k: int, batch_size: int, *, epochs: tuple[int, int],
+                     steps: tuple[int, int]) -> tuple[int, int]:
+    r"""The (epochs, batch size) nearest to (``k``, ``batch_size``) whose SGD step count lies
+    within ``steps``, for ``n`` samples: the batch size kept if some epoch count will do (then the
+    fewest epochs changed), else the nearest batch size that has one.
+
+    .. math::
+        \text{steps} = k \lceil n / b \rceil \in [s_{\min}, s_{\max}],\quad
+        k \in [k_{\min}, k_{\max}],\quad 1 \le b \le n
+
+    A drawn pair within range is returned unchanged; one batch of one epoch with
+    ``steps=(2, ·)`` becomes two epochs of that batch. With ``min_steps ≤ max_epochs ≤ max_steps``
+    (checked by :func:`cases`) the full batch for ``max(k_min, s_min)`` epochs always qualifies.
+    """
+    (k0, k1), (s0, s1) = epochs, steps
+    valid = [(abs(b - batch_size), abs(kk - k), kk, b) for b in range(1, n + 1)
+             for kk in range(k0, k1 + 1) if s0 <= kk * math.ceil(n / b) <= s1]
+    if not valid:
+        raise InvalidArgument(f"no epochs in [{k0}, {k1}] and batch size in [1, {n}] give "
+                              f"{s0}..{s1} steps")
+    _, _, k, batch_size = min(valid)
+    return k, batch_size
+
+
 @st.composite
 def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
           losses: tuple[str, ...] = ("mse", "cross_entropy"), max_depth: int = 4, max_width: int = 32,
@@ -137,6 +161,9 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
     _check_range("tasks", min_tasks, max_tasks, 1)
     _check_range("epochs", min_epochs, max_epochs, 1)
     _check_range("steps", min_steps, max_steps, 1)
+    if minibatch and min_steps > max_epochs:
+        raise InvalidArgument(f"min_steps={min_steps} > max_epochs={max_epochs}: a one-sample task "
+                              f"has one batch per epoch, so it cannot take min_steps steps")
     _check_range("n", 1, max_n, 1)
     if max_steps < max_epochs:
         raise InvalidArgument(f"max_steps={max_steps} < max_epochs={max_epochs}")
@@ -150,8 +177,8 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         # ceil(n / bs) * epochs <= max_steps  <=>  bs >= n / (max_steps // epochs)
         min_bs = max(1, math.ceil(n / (max_steps // epochs)))
         batch_size = draw(st.integers(min_bs, n))
-        if math.ceil(n / batch_size) * epochs < min_steps:  # e.g. one batch, one epoch
-            epochs = min(max_epochs, math.ceil(min_steps / math.ceil(n / batch_size)))
+        epochs, batch_size = nearest_schedule(n, epochs, batch_size, epochs=(min_epochs, max_epochs),
+                                              steps=(min_steps, max_steps))
         reshuffle = draw(st.booleans())
     # drawn unconditionally so that every loss has the same choice sequence length (the
     # shrinker prefers shorter sequences, which would otherwise favour cross-entropy)

@@ -110,6 +110,45 @@ def test_min_steps_is_respected(c):
     assert ceil(c.n / c.batch_size) * c.epochs >= 2
 
 
+@pytest.mark.parametrize("max_n, max_steps", [(4, 6), (40, 12)])
+def test_steps_stay_within_both_bounds_when_min_steps_needs_several_batches(max_n, max_steps):
+    """min_steps 5 cannot always come from raising the epochs alone: 4 batches of one epoch
+    need 2 epochs, 8 steps > 6, so the batch size must move too. A derandomized search of 500
+    draws finds no step count outside [5, max_steps] (n ≤ 4 makes that corner common)."""
+    from math import ceil
+
+    from hypothesis.errors import NoSuchExample
+    with pytest.raises(NoSuchExample):
+        find(cases(max_epochs=6, minibatch=True, max_n=max_n, min_steps=5, max_steps=max_steps),
+             lambda c: not (5 <= ceil(c.n / c.batch_size) * c.epochs <= max_steps
+                            and 1 <= c.epochs <= 6),
+             settings=settings(max_examples=500, database=None, derandomize=True, deadline=None))
+
+
+def test_one_sample_tasks_make_min_steps_above_max_epochs_impossible():
+    with pytest.raises(InvalidArgument, match="min_steps=3 > max_epochs=2: a one-sample task"):
+        _draw(cases(minibatch=True, max_epochs=2, min_steps=3, max_n=5))
+
+
+@pytest.mark.parametrize("n, k, bs, epochs, steps, expected", [
+    (10, 2, 5, (1, 3), (2, 24), (2, 5)),     # already within range: unchanged
+    (10, 1, 10, (1, 3), (2, 24), (2, 10)),   # one batch, one epoch: a second epoch
+    (10, 1, 5, (1, 6), (3, 24), (2, 5)),     # 2 batches: the fewest epochs reaching 3 steps
+    (10, 1, 5, (1, 6), (7, 24), (4, 5)),     # 2 batches: ⌈7 / 2⌉ = 4 epochs
+    (8, 1, 2, (1, 3), (5, 6), (2, 3)),       # 4 batches give 4, 8, 12: the batch size moves
+    (6, 3, 1, (1, 3), (1, 12), (2, 1)),      # 18 steps > 12: fewer epochs
+])
+def test_nearest_schedule_moves_the_drawn_pair_as_little_as_needed(n, k, bs, epochs, steps, expected):
+    from tvgrad.theory.strategies import nearest_schedule
+    assert nearest_schedule(n, k, bs, epochs=epochs, steps=steps) == expected
+
+
+def test_nearest_schedule_refuses_impossible_bounds():
+    from tvgrad.theory.strategies import nearest_schedule
+    with pytest.raises(InvalidArgument, match=r"no epochs in \[1, 2\] and batch size in \[1, 1\] give 3\.\.4 steps"):
+        nearest_schedule(1, 1, 1, epochs=(1, 2), steps=(3, 4))
+
+
 def test_no_draw_has_fewer_steps_than_min_steps():
     """A search for a minibatch case with a single SGD step (one batch, one epoch — the
     fix-up's edge) finds none in 500 derandomized draws."""
