@@ -22,6 +22,19 @@ def test_net_specs_validates_arguments(kwargs):
         _draw(net_specs(**kwargs))
 
 
+def test_options_are_keyword_only():
+    """Options by name only (as Hypothesis' own strategies): ``net_specs(2)`` or
+    ``cases(("relu",))`` would silently bind to whatever option comes first."""
+    from tvgrad.theory.strategies import sized
+    for strategy, arg in ((net_specs, 2), (cases, ("relu",))):
+        with pytest.raises(TypeError):
+            _draw(strategy(arg))
+    with pytest.raises(TypeError):
+        edge_cases(2)
+    with pytest.raises(TypeError):
+        sized(2, 4)
+
+
 def test_unknown_sizes_are_refused_and_the_known_ones_restore():
     from tvgrad.theory import strategies
     with pytest.raises(InvalidArgument, match="unknown sizes 'huge': None or 'deep'"):
