@@ -213,6 +213,23 @@ def test_an_erroring_pinned_example_shrinks_to_the_same_exception_only():
     assert shrink_case(claim, None, first, deadline=0.0) is first
 
 
+def test_a_violated_case_without_detail_shrinks_past_candidates_that_raise():
+    """Only an error's detail names an exception to match: a violated case may carry no
+    detail at all, and its candidates that raise are skipped, never matched by type."""
+    from tvgrad.theory.campaign import shrink_case
+
+    def check(case, variant=None):
+        if case.n == 1:
+            raise TypeError("another bug")
+        return Outcome(VIOLATED) if max(case.spec.widths) >= 3 else Outcome(HOLDS)
+    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
+    claim = Claim(id="violated_quietly", title="t", statement="s", check=check,
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
+                  variants=(), terms={})
+    case, verdict, _, detail = shrink_case(claim, None, (big, VIOLATED, {}, ""))
+    assert (verdict, detail, case.spec.widths, case.n) == (VIOLATED, "", (3,), 2)
+
+
 def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
     doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="ci", out=tmp_path,
                  max_examples=2, audit=False)
