@@ -127,8 +127,8 @@ def _run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[bool,
     return ok, time.time() - t0
 
 
-SELF_TEST = ("import json, sys; from tvgrad.theory.selftest import run_self_test; "
-             "r = run_self_test(jobs=2); print(json.dumps(r)); sys.exit(r['status'] != 'passed')")
+SELF_TEST = ("import json, sys; from tvgrad.theory.selftest import run_self_test, trusted; "
+             "r = run_self_test(jobs=2); print(json.dumps(r)); sys.exit(not trusted(r))")
 """``make verify``'s first stage exactly (:func:`tvgrad.theory.selftest.run_self_test`, its
 markers and profile), in a fresh interpreter that imports the mutated checkout."""
 

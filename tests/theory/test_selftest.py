@@ -88,22 +88,39 @@ def test_the_real_checkout_has_its_tests():
     assert selftest.source_tests().name == "theory"
 
 
-def _stub(monkeypatch, status):
+def _stub(monkeypatch, status, **counts):
     result = {"status": status, "tests": 3, "passed": 2 if status == "failed" else 3,
               "failed": 1 if status == "failed" else 0, "skipped": 0,
               "failures": ["tests.theory.test_bound::test_c2"] if status == "failed" else [],
               "duration_s": 0.1, "command": "TVGRAD_PROFILE=ci pytest -q tests/theory"}
+    result.update(counts)
     monkeypatch.setattr(selftest, "run_self_test", lambda jobs: result)
 
 
-def test_verify_runs_no_claim_when_the_self_test_fails(tmp_path, monkeypatch, capsys):
-    _stub(monkeypatch, "failed")
+@pytest.mark.parametrize("status, counts", [
+    ("failed", {}),
+    ("passed", dict(passed=2, failed=1, failures=["tests.theory.test_bound::test_c2"])),
+    ("passed", dict(passed=0, tests=0)),
+])
+def test_verify_runs_no_claim_when_the_self_test_fails(tmp_path, monkeypatch, capsys, status,
+                                                       counts):
+    """Failed by its status, or by its counts even where the status says passed (a bug in how
+    the status is decided must not let a failing self-test through)."""
+    _stub(monkeypatch, status, **counts)
     rc = main(["verify", "--self-test", "--claim", "one_epoch_exact", "--max-examples", "1",
                "--no-audit", "--jobs", "1", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert rc == 1
-    assert "FAILED tests.theory.test_bound::test_c2" in out and "no claim was run" in out
+    assert rc == 1 and "no claim was run" in out
+    if counts.get("failures") or status == "failed":
+        assert "FAILED tests.theory.test_bound::test_c2" in out
     assert not (tmp_path / "theory.json").exists()
+
+
+def test_trusted_needs_the_status_and_the_counts_to_agree():
+    ok = {"status": "passed", "passed": 3, "failed": 0}
+    assert selftest.trusted(ok)
+    for bad in (dict(status="failed"), dict(failed=1), dict(passed=0)):
+        assert not selftest.trusted({**ok, **bad}), bad
 
 
 def test_a_passed_self_test_is_recorded_in_the_json_and_the_html(tmp_path, monkeypatch, capsys):
