@@ -59,12 +59,14 @@ def test_a_failing_test_fails_the_self_test_and_is_named(tmp_path):
     assert "FAILED tests.theory.test_fail::test_wrong_constant" in selftest.describe(r)
 
 
-def test_a_collection_error_or_no_test_is_not_a_pass(tmp_path):
+def test_a_collection_error_or_no_test_is_not_a_pass_but_a_single_test_is(tmp_path):
     broken = selftest.run_self_test(1, root=_checkout(tmp_path / "a", test_x="import nowhere\n"))
     assert broken["status"] == "failed" and broken["failed"] == 1
     empty = selftest.run_self_test(1, root=_checkout(tmp_path / "b"))
     assert empty["status"] == "failed" and empty["passed"] == 0
     assert "no tests ran" in empty["output"]
+    one = selftest.run_self_test(1, root=_checkout(tmp_path / "c", test_one="def test_c():\n    pass\n"))
+    assert (one["status"], one["passed"]) == ("passed", 1)  # the edge: one test ran and passed
 
 
 def test_a_self_test_that_stops_early_shows_the_last_15_lines_of_its_output(tmp_path):
