@@ -74,7 +74,7 @@ def sum_tolerance(terms: list[Tensor]) -> Tensor:
     """Bound on ``|fl(Σ x_i) − Σ x_i|`` for any summation order: ``γ_{T−1} Σ|x_i|``."""
     u = unit_roundoff(terms[0].dtype)
     mag = torch.stack([t.detach().double().abs() for t in terms]).sum(0)
-    return gamma(max(len(terms) - 1, 0), u) * mag * SELF_ROUNDING if len(terms) > 1 \
+    return gamma(len(terms) - 1, u) * mag * SELF_ROUNDING if len(terms) > 1 \
         else torch.zeros_like(mag)
 
 
