@@ -81,6 +81,15 @@ def test_a_self_test_that_stops_early_shows_the_last_15_lines_of_its_output(tmp_
     assert len(lines) == 15 and "broken conftest" in r["output"] and "noise 0" not in r["output"]
 
 
+def test_an_interrupted_self_test_is_not_a_pass_even_if_what_ran_passed(tmp_path):
+    """pytest stopped midway (exit code 2, as on Ctrl-C): every test that ran passed, none
+    failed, and still the self-test did not pass — the rest never ran."""
+    stop = "import pytest\n\n\ndef test_z_stop():\n    pytest.exit('interrupted', returncode=2)\n"
+    r = selftest.run_self_test(1, root=_checkout(tmp_path, test_pass=PASS, test_stop=stop))
+    assert r["failed"] == 0 and r["passed"] >= 1
+    assert r["status"] == "failed" and not selftest.trusted(r)
+
+
 def test_without_a_checkout_the_error_says_how_to_get_one(tmp_path):
     with pytest.raises(InvalidInput, match=r"tests/theory does not exist.*make install"):
         selftest.source_tests(tmp_path)
