@@ -41,6 +41,19 @@ def test_same_seed_same_numbers(tmp_path):
     assert a["claims"][0]["statistics"] == b["claims"][0]["statistics"]
 
 
+def test_run_claim_draws_from_its_seed_unless_told_to_derandomize():
+    """By default the seed picks the examples (two seeds, two sets of cases); with
+    ``derandomize=True`` (the ci profile) the seed is ignored."""
+    claim = Claim(id="always", title="t", statement="s", check=lambda case, variant=None: Outcome(HOLDS),
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
+                  variants=(), terms={})
+
+    def cases_of(**kw):
+        return [r.case for r in run_claim(claim, max_examples=5, shrink=False, **kw).records]
+    assert len(cases_of(seed=0)) == 5 and cases_of(seed=0) != cases_of(seed=1)
+    assert cases_of(seed=0, derandomize=True) == cases_of(seed=1, derandomize=True)
+
+
 def _broken_claim():
     """one_epoch_exact with a wrong check: 'violated' whenever the network has width > 2."""
     def check(case, variant=None):
