@@ -99,3 +99,14 @@ def test_a_zero_tolerance_gives_an_infinite_ratio_to_any_difference(diff):
     assert not cmp.ok and cmp.max_ratio == float("inf"), cmp.report
     same = compare(a, a.clone(), torch.zeros(2, dtype=torch.float64), "zero tol")
     assert same.ok and same.max_ratio == 0.0
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 5])
+def test_sum_tolerance_charges_one_rounding_per_addition(T):
+    """T terms take T − 1 additions, each off by at most u of its result: γ_{T−1} Σ|x_i|, with
+    the self-rounding factor (one term: no addition, zero tolerance)."""
+    from tvgrad.theory.rounding import SELF_ROUNDING
+    xs = [torch.tensor([1.0, -2.0], dtype=torch.float32) for _ in range(T)]
+    want = gamma(T - 1, unit_roundoff(torch.float32)) * T * torch.tensor(
+        [1.0, 2.0], dtype=torch.float64) * SELF_ROUNDING
+    assert torch.equal(sum_tolerance(xs), want), (sum_tolerance(xs), want)
