@@ -124,3 +124,14 @@ def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert
                 or not t0 <= c.tasks <= t1 or not k0 <= c.epochs <= k1)
     assert_draws_within(CLAIMS[claim_id].strategy(), beyond,
                         (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width))
+
+
+def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_below_and_above_1():
+    """The θ₀ ratio |∇³L[u,u,u]| / T is defined wherever T > 0 — a pinned case has T < 1 —
+    and never above the worst ratio over the ball."""
+    from tvgrad.theory.claims.bound_claims import FFN_THIRD_DERIVATIVE_BOUND as claim
+    from tvgrad.theory.claims.bound_claims import check_third_derivative_bound
+    ms = [check_third_derivative_bound(c).measurements for c in claim.examples]
+    assert any(m["T"] < 1 for m in ms) and any(m["T"] > 1 for m in ms)
+    for m in ms:
+        assert 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"], m
