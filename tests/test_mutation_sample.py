@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent / "mutation"))
 import sample  # noqa: E402
 
@@ -118,6 +120,18 @@ def test_make_test_failures_are_read_from_pytest_summary(monkeypatch):
     ok, _, failures = sample._make_test()
     assert not ok and failures == ["tests/theory/test_a.py::test_b", "tests/test_c.py::test_d"]
     assert seen["env"]["TVGRAD_PROFILE"] == "ci" and "not slow and not gpu" in seen["cmd"]
+
+
+@pytest.mark.parametrize("call", ["_run", "_self_test", "_make_test"])
+def test_a_command_that_hangs_counts_as_failing(monkeypatch, call):
+    """A mutant that makes a command hang is caught by that command, not lost."""
+    def run(cmd, **kw):
+        raise sample.subprocess.TimeoutExpired(cmd, kw["timeout"])
+    monkeypatch.setattr(sample.subprocess, "run", run)
+    result = getattr(sample, call)(["x"], 1) if call == "_run" else getattr(sample, call)(1)
+    assert result[0] is False
+    if call != "_run":
+        assert result[2] == ["(timed out)"]
 
 
 FUTURE = "from __future__ import annotations\n"

@@ -117,14 +117,21 @@ def _mutants(work: Path, keep_annotations: bool = False) -> list[dict]:
     return out
 
 
-def _run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[bool, float]:
+def _run_capturing(cmd: list[str], timeout: float, env: dict | None = None
+                   ) -> tuple[subprocess.CompletedProcess | None, float]:
+    """Run ``cmd`` in the checkout: (the finished process, or None if it timed out; seconds)."""
     t0 = time.time()
     try:
-        ok = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=timeout,
-                            env=env).returncode == 0
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                              env=env)
     except subprocess.TimeoutExpired:
-        ok = False  # a mutant that hangs the command is caught by it
-    return ok, time.time() - t0
+        proc = None  # a mutant that hangs the command is caught by it
+    return proc, time.time() - t0
+
+
+def _run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[bool, float]:
+    proc, secs = _run_capturing(cmd, timeout, env)
+    return proc is not None and proc.returncode == 0, secs
 
 
 SELF_TEST = ("import json, sys; from tvgrad.theory.selftest import run_self_test, trusted; "
@@ -135,17 +142,14 @@ markers and profile), in a fresh interpreter that imports the mutated checkout."
 
 def _self_test(timeout: float = 900) -> tuple[bool, float, list[str]]:
     """Run the self-test on the checkout as it is: (passed, seconds, failing test ids)."""
-    t0 = time.time()
-    try:
-        proc = subprocess.run([sys.executable, "-c", SELF_TEST], cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False, time.time() - t0, ["(timed out)"]
+    proc, secs = _run_capturing([sys.executable, "-c", SELF_TEST], timeout)
+    if proc is None:
+        return False, secs, ["(timed out)"]
     try:
         failures = json.loads(proc.stdout.strip().splitlines()[-1])["failures"]
     except (ValueError, IndexError, KeyError):
         failures = [f"(no result: rc {proc.returncode}) {proc.stderr.strip()[-300:]}"]
-    return proc.returncode == 0, time.time() - t0, failures
+    return proc.returncode == 0, secs, failures
 
 
 MAKE_TEST = ("-m", "pytest", "-q", "-n", "auto", "-p", "no:cacheprovider", "tests/",
@@ -157,17 +161,14 @@ otherwise), run with this interpreter."""
 def _make_test(timeout: float = 1800) -> tuple[bool, float, list[str]]:
     """Run ``make test``'s suite on the checkout as it is: (passed, seconds, failing test ids)."""
     env = {**os.environ, "TVGRAD_PROFILE": os.environ.get("TVGRAD_PROFILE", "ci")}
-    t0 = time.time()
-    try:
-        proc = subprocess.run([sys.executable, *MAKE_TEST], cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return False, time.time() - t0, ["(timed out)"]
+    proc, secs = _run_capturing([sys.executable, *MAKE_TEST], timeout, env)
+    if proc is None:
+        return False, secs, ["(timed out)"]
     failures = [x.split()[1] for x in proc.stdout.splitlines()
                 if x.startswith(("FAILED ", "ERROR ")) and len(x.split()) > 1]
     if proc.returncode and not failures:
         failures = [f"(rc {proc.returncode}) {(proc.stdout + proc.stderr).strip()[-300:]}"]
-    return proc.returncode == 0, time.time() - t0, failures
+    return proc.returncode == 0, secs, failures
 
 
 @contextlib.contextmanager
