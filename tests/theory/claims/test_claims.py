@@ -117,13 +117,16 @@ SIZES = {  # claim: (max depth, max width, max n, (min, max) tasks, (min, max) e
 
 @pytest.mark.parametrize("claim_id", sorted(SIZES))
 def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert_draws_within):
+    """Every size stays within its range and reaches its largest value (depth, width, n, tasks
+    and epochs: a narrower range would silently shrink what the campaign checks)."""
     depth, width, n, (t0, t1), (k0, k1) = SIZES[claim_id]
 
     def beyond(c):
         return (c.spec.depth > depth or max(c.spec.widths) > width or c.n > n
                 or not t0 <= c.tasks <= t1 or not k0 <= c.epochs <= k1)
     assert_draws_within(CLAIMS[claim_id].strategy(), beyond,
-                        (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width))
+                        (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width,
+                         lambda c: c.n == n, lambda c: c.tasks == t1, lambda c: c.epochs == k1))
 
 
 def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_below_and_above_1():
