@@ -117,8 +117,9 @@ SIZES = {  # claim: (max depth, max width, max n, (min, max) tasks, (min, max) e
 
 @pytest.mark.parametrize("claim_id", sorted(SIZES))
 def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert_draws_within):
-    """Every size stays within its range and reaches its largest value (depth, width, n, tasks
-    and epochs: a narrower range would silently shrink what the campaign checks)."""
+    """Every size stays within its range and reaches both its ends (the largest depth, width
+    and n; depth 1 and width 1; the fewest and most tasks and epochs): a narrower range would
+    silently shrink what the campaign checks."""
     depth, width, n, (t0, t1), (k0, k1) = SIZES[claim_id]
 
     def beyond(c):
@@ -126,7 +127,29 @@ def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert
                 or not t0 <= c.tasks <= t1 or not k0 <= c.epochs <= k1)
     assert_draws_within(CLAIMS[claim_id].strategy(), beyond,
                         (lambda c: c.spec.depth == depth, lambda c: max(c.spec.widths) == width,
-                         lambda c: c.n == n, lambda c: c.tasks == t1, lambda c: c.epochs == k1))
+                         lambda c: c.n == n, lambda c: c.tasks == t1, lambda c: c.epochs == k1,
+                         lambda c: c.spec.depth == 1, lambda c: min(c.spec.widths) == 1,
+                         lambda c: c.tasks == t0, lambda c: c.epochs == k0))
+
+
+@pytest.mark.parametrize("error, epochs, eta", [(False, (1, 1), (1e-4, 1.0)),
+                                                (True, (2, 6), (1e-5, 1e-1))])
+def test_the_bound_claims_random_part_draws_its_stated_ranges(error, epochs, eta,
+                                                              assert_draws_within):
+    """The bound claims mix the sharp corner (k 2–3) into :func:`bound_cases`, so the mixture
+    reaching k = 2 says nothing of the random part: its own ranges (epochs, η, R, scales)."""
+    from tvgrad.theory.claims.bound_claims import bound_cases
+    (k0, k1), (e0, e1) = epochs, eta
+
+    def beyond(c):
+        return (not k0 <= c.epochs <= k1 or not e0 <= c.eta <= e1
+                or not 1e-3 <= c.radius <= 1.0 or c.x_scale not in (1.0, 3.0)
+                or c.y_scale not in (1.0, 10.0))
+    assert_draws_within(bound_cases(error=error), beyond,
+                        (lambda c: c.epochs == k0, lambda c: c.epochs == k1,
+                         lambda c: c.eta < 10 * e0, lambda c: c.eta > e1 / 10,
+                         lambda c: c.radius < 1e-2, lambda c: c.radius > 0.1,
+                         lambda c: c.x_scale == 3.0, lambda c: c.y_scale == 10.0))
 
 
 def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_below_and_above_1():
