@@ -50,6 +50,24 @@ def test_gradient_bound_at_a_computed_minimum_covers_the_exact_gradient(seed):
     assert R is not None and R > 1e-250  # the regime is not certified by a computed zero
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_certified_grad_norm_at_a_computed_minimum_rests_on_the_forward_error_term(seed):
+    r"""With a computed gradient of exactly 0 the certificate is the residual term alone,
+    ``extra`` = mean(J·|forward error|) enlarged by 10⁻¹²: it must lie above the exact
+    ‖∇L(θ₀)‖ (50 digits), and its 10⁻¹² margin is relative, not the term itself (a
+    certificate of ``extra``·10⁻¹² is ~10¹² × too small)."""
+    from tvgrad.theory.bound import certified_grad_norm
+    case = Case(spec=NetSpec(1, (2,), 1, "tanh"), n=1, seed=seed, at_minimum=True,
+                x_scale=3.0, eta=1e-3, epochs=2)
+    prob = FFNProblem(case)
+    g = gradient(prob.loss_fn(0), prob.theta0)
+    assert float(g.norm()) == 0.0
+    exact = _exact_grad_norm(prob)
+    cert = certified_grad_norm(prob, g)
+    assert mpmath.mpf(cert) >= exact, (seed, cert, exact)
+    assert cert < 1e-12  # and still a rounding-level certificate
+
+
 def test_the_forward_error_is_not_zero_and_not_loose():
     case = Case(spec=NetSpec(3, (8, 8), 2, "gelu"), n=4, seed=1)
     prob = FFNProblem(case)
