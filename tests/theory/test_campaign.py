@@ -193,3 +193,11 @@ def test_the_profiles_are_registered_as_documented():
         assert s.max_examples == n and s.deadline is None and s.database is None, name
     # (the others inherit Hypothesis's defaults, which derandomize too where CI is detected)
     assert settings.get_profile("ci").derandomize
+
+
+def test_a_claims_summary_reports_its_seconds_to_the_millisecond():
+    """theory.json's ``seconds`` keeps milliseconds (a pinned-only claim runs in a few ms; to
+    10 ms it would read 0.0 or lose a third of its digits)."""
+    from tvgrad.theory.campaign import RunResult, summarise
+    s = summarise(CLAIMS["one_epoch_exact"], RunResult("one_epoch_exact", None, seconds=0.1234567), [])
+    assert s["seconds"] == 0.123

@@ -109,3 +109,15 @@ def test_a_failed_lanczos_falls_back_to_dense_up_to_dense_fallback_max(monkeypat
         else:
             with pytest.raises(ArpackError):
                 hessian_norm_certified(f, th, dense_max=0)
+
+
+@pytest.mark.parametrize("p", [1, 2, 11, 250, DENSE_FALLBACK_MAX])
+def test_dense_slack_is_eighs_backward_error_bound_linear_in_p(p):
+    r"""The dense path's slack is the stated bound c·p·u·‖H‖₂ with c = 10 (eigh's backward
+    error through Householder tridiagonalisation grows linearly in p, Weyl moves each eigenvalue
+    by at most it): exactly that, at p = 1 and above 10 too (a slack that stops growing with p
+    is not that bound, yet still covers eigh's typical few-u error, so no soundness test sees it)."""
+    from tvgrad.theory import spectrum
+    from tvgrad.theory.rounding import U64
+    for value in (1.0, 3.5, 1e8):
+        assert spectrum.dense_slack(p, value) == pytest.approx(10 * p * U64 * value, rel=4 * U64)
