@@ -201,3 +201,30 @@ def test_a_claims_summary_reports_its_seconds_to_the_millisecond():
     from tvgrad.theory.campaign import RunResult, summarise
     s = summarise(CLAIMS["one_epoch_exact"], RunResult("one_epoch_exact", None, seconds=0.1234567), [])
     assert s["seconds"] == 0.123
+
+
+def test_an_examples_row_reports_its_seconds_to_a_tenth_of_a_millisecond():
+    """theory_examples.csv's ``seconds`` keeps 0.1 ms (one example of a small case runs in about
+    a millisecond; to 1 ms it would read 0.001 for most of them, losing their spread), and its
+    measurements go through as ``m.<name>`` columns, lists and dicts as JSON."""
+    from tvgrad.theory.campaign import ExampleRecord, RunResult, example_rows
+    rec = ExampleRecord(index=2, case="{}", summary={"depth": 1}, verdict="holds",
+                        seconds=0.00123456, measurements={"ratio": 0.5, "pair": [1, 2]})
+    (row,) = example_rows([RunResult("one_epoch_exact", None, records=[rec])])
+    assert row["seconds"] == 0.0012
+    assert (row["claim"], row["index"], row["verdict"], row["depth"]) == (
+        "one_epoch_exact", 2, "holds", 1)
+    assert row["m.ratio"] == 0.5 and row["m.pair"] == "[1, 2]"
+
+
+def test_the_campaigns_duration_is_reported_to_ten_milliseconds(tmp_path, monkeypatch):
+    """theory.json's ``duration_s`` is the wall time since the campaign started, to 0.01 s, in
+    every snapshot (:class:`~tvgrad.theory.campaign._Outputs` republishes it after each run)."""
+    from tvgrad.theory.campaign import _Outputs
+    clock = iter([1000.0, 1001.23456])
+    monkeypatch.setattr(campaign.time, "time", lambda: next(clock))
+    outputs = _Outputs(tmp_path, [], {}, {}, "theory")
+    outputs.flush()
+    doc = json.loads((tmp_path / "theory.json").read_text())
+    assert doc == {"claims": [], "duration_s": 1.23}
+    assert (tmp_path / "theory_examples.csv").exists()

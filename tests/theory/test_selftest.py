@@ -35,6 +35,14 @@ def test_a_passing_checkout_is_passed_with_its_counts(tmp_path):
     assert "passed: 2 passed, 0 failed" in selftest.describe(r)
 
 
+def test_the_self_tests_duration_is_its_wall_time_to_a_tenth_of_a_second(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    clock = iter([50.0, 62.3456])
+    monkeypatch.setattr(selftest, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    r = selftest.run_self_test(1, root=_checkout(tmp_path, test_pass=PASS))
+    assert (r["status"], r["duration_s"]) == ("passed", 12.3)
+
+
 SKIP_AND_DESELECTED = (
     "import pytest\n\n\n@pytest.mark.skip(reason='stand-in')\ndef test_skipped():\n    pass\n\n\n"
     "@pytest.mark.system\ndef test_machine_dependent():\n    assert False\n\n\n"
