@@ -161,3 +161,19 @@ def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_bel
     assert any(m["T"] < 1 for m in ms) and any(m["T"] > 1 for m in ms)
     for m in ms:
         assert 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"], m
+
+
+def test_the_sgd_epoch_subcheck_runs_two_batches_the_last_smaller_when_n_is_odd(monkeypatch):
+    """The error-bound claim's one-SGD-epoch sub-check splits the n samples into ⌈n/2⌉ then
+    ⌊n/2⌋, as its comment states (``n // 2`` for odd n gave three batches of 1 at n = 3: the
+    bound still held, so only this sees it)."""
+    from tvgrad.theory.claims import bound_claims
+    seen, real = [], bound_claims.batch_sequence
+    monkeypatch.setattr(bound_claims, "batch_sequence",
+                        lambda *a: seen.append(real(*a)) or seen[-1])
+    for n in (1, 2, 3, 5):
+        out = bound_claims.check_error_bound(
+            Case(spec=NetSpec(2, (3,), 1, "tanh"), n=n, seed=0, eta=1e-3, epochs=2, radius=0.1))
+        assert out.verdict == HOLDS and ("sgd_bound" in out.measurements) == (n >= 2), out.detail
+    assert [[b.tolist() for b in s] for s in seen] == [
+        [[0], [1]], [[0, 1], [2]], [[0, 1, 2], [3, 4]]]
