@@ -179,6 +179,13 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
     assert doc["max_examples"] == EXAMPLES["deep"] and doc["variant_max_examples"] == EXAMPLES["verify"]
     assert calls[0] == (None, EXAMPLES["deep"], "deep")
     assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
+    # the profile as the command line passes it (--profile or $TVGRAD_PROFILE): a string built
+    # at run time, equal to the literal "deep" but not the same object
+    calls.clear()
+    doc = verify(claims=["one_epoch_exact"], profile="".join(["de", "ep"]), out=tmp_path / "cli",
+                 jobs=1)
+    assert doc["variant_max_examples"] == EXAMPLES["verify"]
+    assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
 
 
 def test_the_profiles_are_registered_as_documented():
