@@ -82,8 +82,12 @@ def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
     assert chunked.verdict == whole.verdict == HOLDS
     for key in ("slope_r1", "slope_r2", "next_order_points_r1", "next_order_points_r2"):
         assert abs(chunked.measurements[key] - whole.measurements[key]) < 1e-6, key
-    monkeypatch.setattr(so, "CHUNK_BYTES", 1)  # not even three rows: the ratio alone decides
-    assert "next_order_points_r1" not in CLAIMS["multi_epoch_second_order"].run(case).measurements
+    # three rows of q are 3 × 32 × 8 = 768 bytes: kept at a chunk memory of 768, not at 767
+    # (then the ratio alone decides)
+    for chunk_bytes, kept in ((768, True), (767, False), (1, False)):
+        monkeypatch.setattr(so, "CHUNK_BYTES", chunk_bytes)
+        meas = CLAIMS["multi_epoch_second_order"].run(case).measurements
+        assert ("next_order_points_r1" in meas) == kept, chunk_bytes
 
 
 def test_next_order_estimates_recover_the_coefficient_ratios():
