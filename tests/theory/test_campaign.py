@@ -227,9 +227,11 @@ def test_an_examples_row_reports_its_seconds_to_a_tenth_of_a_millisecond():
 def test_the_campaigns_duration_is_reported_to_ten_milliseconds(tmp_path, monkeypatch):
     """theory.json's ``duration_s`` is the wall time since the campaign started, to 0.01 s, in
     every snapshot (:class:`~tvgrad.theory.campaign._Outputs` republishes it after each run)."""
+    from types import SimpleNamespace
+
     from tvgrad.theory.campaign import _Outputs
-    clock = iter([1000.0, 1001.23456])
-    monkeypatch.setattr(campaign.time, "time", lambda: next(clock))
+    clock = iter([1000.0, 1001.23456])  # the campaign module's clock only, not time.time itself
+    monkeypatch.setattr(campaign, "time", SimpleNamespace(time=lambda: next(clock)))
     outputs = _Outputs(tmp_path, [], {}, {}, "theory")
     outputs.flush()
     doc = json.loads((tmp_path / "theory.json").read_text())
