@@ -225,8 +225,9 @@ def test_an_examples_row_reports_its_seconds_to_a_tenth_of_a_millisecond():
 
 
 def test_the_campaigns_duration_is_reported_to_ten_milliseconds(tmp_path, monkeypatch):
-    """theory.json's ``duration_s`` is the wall time since the campaign started, to 0.01 s, in
-    every snapshot (:class:`~tvgrad.theory.campaign._Outputs` republishes it after each run)."""
+    """theory.json's ``duration_s`` is the wall time since the campaign started, to 0.01 s, as
+    :class:`~tvgrad.theory.campaign._Outputs` publishes it (one snapshot here; it republishes
+    after each run)."""
     from types import SimpleNamespace
 
     from tvgrad.theory.campaign import _Outputs
