@@ -386,3 +386,40 @@ def test_the_gradient_bound_at_radius_zero_carries_exactly_its_two_margins():
         rel = bounds(prob, 0.0).G / (r * j0) - 1
         want = (1 + e / r) * (1 + 4 * U64) * (1 + 1e-12) ** 2 - 1
         assert want >= 2e-12 and abs(rel - want) <= 1e-15, (seed, rel, want, e / r)
+
+
+def test_at_a_computed_minimum_the_residual_is_the_forward_error_rounded_up(monkeypatch):
+    r"""At a computed minimum (r̃ = 0 exactly) the MSE residual bound handed to c₁ is the
+    forward error e alone, rounded *up*: ``r̃(1 + 4u) + e(1 + 4u)`` = fl(e·(1 + 4u)) (1 + 4u
+    = 1 + 2⁻⁵¹ is a double, so one rounding, ≤ u), hence resid0 / e − 1 ∈ [3u, 5u], checked in
+    exact rational arithmetic. The exact residual of the stored numbers is not 0 but up to e;
+    a margin turned down, e·(1 − 4u), puts resid0 / e − 1 in [−5u, −3u] — below e, so not a
+    bound — and no verdict resolves it (a 4u change of a term that is itself ~u·‖f‖)."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from tvgrad.theory.losses import LOSSES
+    from tvgrad.theory.rounding import U64
+    seen = []
+    true_mse = LOSSES["mse"]
+
+    def c1(F, y, resid0, J, R):
+        seen.append(resid0.clone())
+        return true_mse.c1(F, y, resid0, J, R)
+
+    monkeypatch.setitem(LOSSES, "mse", replace(true_mse, c1=c1))
+    u = Fraction(U64)
+    for seed in range(4):
+        case = Case(spec=NetSpec(1, (4,), 2, "tanh"), n=3, seed=seed, x_scale=3.0,
+                    at_minimum=True)
+        prob = FFNProblem(case)
+        x, y = prob.data[0].x, prob.data[0].y
+        out = torch.func.functional_call(prob.module, prob.layout.unflatten(prob.theta0), (x,))
+        assert float((out - y).abs().max()) == 0.0  # the computed residual is exactly 0
+        e = forward_error(prob, x)
+        seen.clear()
+        bounds(prob, 0.0)
+        (resid0,) = seen
+        for r, f in zip(resid0.tolist(), e.tolist()):
+            margin = Fraction(r) / Fraction(f) - 1
+            assert f > 0 and 3 * u <= margin <= 5 * u, (seed, float(margin / u))
