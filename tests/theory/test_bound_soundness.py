@@ -55,8 +55,14 @@ def test_certified_grad_norm_at_a_computed_minimum_rests_on_the_forward_error_te
     r"""With a computed gradient of exactly 0 the certificate is the residual term alone,
     ``extra`` = mean(J·|forward error|) enlarged by 10⁻¹²: it must lie above the exact
     ‖∇L(θ₀)‖ (50 digits), and its 10⁻¹² margin is relative, not the term itself (a
-    certificate of ``extra``·10⁻¹² is ~10¹² × too small)."""
-    from tvgrad.theory.bound import certified_grad_norm
+    certificate of ``extra``·10⁻¹² is ~10¹² × too small). Exactly: cert / extra − 1 is 10⁻¹²
+    to within 2u (fl(1 + 10⁻¹²) is off by ≤ u, the product rounds once), in exact rationals —
+    the margin is *added* (extra·(1 − 10⁻¹²) is 2·10⁻¹² off; the exact gradient, ~u·‖J‖, is
+    far below either, so only this resolves it)."""
+    from fractions import Fraction
+
+    from tvgrad.theory.bound import at_theta0, certified_grad_norm, sample_bounds
+    from tvgrad.theory.rounding import U64
     case = Case(spec=NetSpec(1, (2,), 1, "tanh"), n=1, seed=seed, at_minimum=True,
                 x_scale=3.0, eta=1e-3, epochs=2)
     prob = FFNProblem(case)
@@ -66,6 +72,10 @@ def test_certified_grad_norm_at_a_computed_minimum_rests_on_the_forward_error_te
     cert = certified_grad_norm(prob, g)
     assert mpmath.mpf(cert) >= exact, (seed, cert, exact)
     assert cert < 1e-12  # and still a rounding-level certificate
+    J = sample_bounds(prob, 0.0, prob.data[0].x)[0]
+    extra = float((J * at_theta0(prob, 0).fwd).mean())
+    margin = Fraction(cert) / Fraction(extra) - 1
+    assert abs(margin - Fraction(1e-12)) <= 2 * Fraction(U64), (seed, float(margin))
 
 
 def test_the_forward_error_is_not_zero_and_not_loose():
@@ -239,6 +249,58 @@ def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves()
         assert float(c1) == want, (delta, float(c1))
 
 
+def _ce_local_exact(z0: list[float], y: int, delta: float) -> dict:
+    r"""Bound (c)'s per-sample constants from the exact interval of each probability, in 50
+    digits from the float64 logits and δ: ``p_k ∈ [p⁰_k e^{−√2δ}, min(1, p⁰_k e^{√2δ})]``,
+    ``c₂ = min(½, 2 max_k max p_k(1 − p_k))``, ``c₁ = min(√2, (Σ_{k≠y} p_k,max² + (1 −
+    p_y,min)²)^{1/2})``; with where c₂'s maximum lies (``"half"``: ½ inside an interval,
+    ``"below"``: at an upper end p_max < ½, ``"above"``: at a lower end p_min > ½) and how a
+    relative widening ε of the interval ends moves each constant (``k1``, ``k2``: the moves
+    are ≤ ε·k relative; ``p/(1 − p)`` where a lower end p near 1 enters through 1 − p)."""
+    z = [mpmath.mpf(v) for v in z0]
+    lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+    s = mpmath.sqrt(2) * mpmath.mpf(delta)
+    lo = [mpmath.exp(v - lse - s) for v in z]
+    hi = [min(mpmath.mpf(1), mpmath.exp(v - lse + s)) for v in z]
+    near = [min(max(mpmath.mpf(0.5), a), b) for a, b in zip(lo, hi)]
+    k = max(range(len(z)), key=lambda k: near[k] * (1 - near[k]))
+    where = "half" if near[k] == 0.5 else "below" if near[k] < 0.5 else "above"
+    sq = sum(hi[j] ** 2 for j in range(len(z)) if j != y) + (1 - lo[y]) ** 2
+    return {"c1": min(mpmath.sqrt(2), mpmath.sqrt(sq)),
+            "c2": min(mpmath.mpf(0.5), 2 * near[k] * (1 - near[k])), "where": where,
+            "k1": 2 + lo[y] / (1 - lo[y]), "k2": max(1, near[k] / (1 - near[k]))}
+
+
+def test_per_sample_cross_entropy_constants_cover_their_exact_intervals():
+    r"""Bound (c) computed in float64 against the same bound from the exact probability
+    intervals (50 digits, :func:`_ce_local_exact`): c₁ and c₂ are never below it — the relative
+    ε = 1e-12 by which each interval end is widened covers e^{2us} ≤ 1 + 5e-13 and exp's and
+    log_softmax's errors (≤ ~4u·|log p| ≈ 2e-14 for the |log p| ≤ 50 drawn here) — and above it
+    by no more than that widening moves them (ε·k, :func:`_ce_local_exact`) plus 1e-13 for those
+    roundings. Drawn so that each case of c₂ occurs ≥ 10 times (½ inside an interval, an
+    interval all below ½, all above): an interval narrowed instead of widened (p_max·(1 − ε),
+    p_min·(1 + ε)) puts a constant ~ε below the exact one, which the random and sharp draws
+    above cannot resolve (they compare to a relative 1e-12 themselves)."""
+    from tvgrad.theory.losses import LOSSES
+    local = LOSSES["cross_entropy"].local
+    g = torch.Generator().manual_seed(2)
+    regimes = {"half": 0, "below": 0, "above": 0}
+    for trial in range(120):
+        C = 2 + trial % 4
+        z0 = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % 7)
+        y = int(torch.randint(0, C, (1,), generator=g))
+        delta = 10 ** (-4 + 4 * torch.rand(1, generator=g).item())
+        c1, c2 = (float(c) for c in local(z0[None], torch.tensor([y]),
+                                          torch.tensor([delta], dtype=torch.float64)))
+        ex = _ce_local_exact(z0.tolist(), y, delta)
+        for name, c in (("c1", c1), ("c2", c2)):
+            e, k = ex[name], ex["k" + name[1]]
+            assert mpmath.mpf(c) >= e, (trial, name, c, float(c / e - 1))
+            assert mpmath.mpf(c) <= e * (1 + 1e-12 * k + 1e-13), (trial, name, float(c / e - 1), k)
+        regimes[ex["where"]] += 1
+    assert min(regimes.values()) >= 10, regimes
+
+
 def test_extreme_draws_are_valid_and_span_the_ranges():
     import random
 
@@ -348,6 +410,44 @@ def test_the_forward_error_charges_each_layer_its_fan_in():
     e = forward_error(prob, x)
     assert bool((e >= first).all()), (e, first)
     assert bool((e <= 3 * first).all()), (e, first)  # and it is that term, mostly
+
+
+def test_the_forward_error_is_the_stated_recursion_with_both_of_its_margins():
+    r"""forward_error is exactly its docstring's recursion, layer by layer from e = 0:
+    ``e_z = ‖W‖₂·e + γ_m(1 + γ_m)·‖|W||h̃| + |b|‖`` (m = fan-in + 1), then ``e = a₁e_z +
+    16u‖σ(z̃)‖`` through each activation. Recomputed here from the same float64 pieces (the
+    magnitudes, σ(z̃) and the certified ‖W‖₂), so the two agree to the few roundings of
+    reassociated scalar products: 8u relative. The wide last layer (m = 1001) makes the
+    magnitudes' own margin (1 + γ_m) a 2γ_m ≈ 2·10⁻¹³ effect and the activation term 16u‖h̃‖
+    ~1 % of e: the actual forward error is orders below either, so only this resolves a
+    margin turned down ((1 − γ_m)) or the activation's 16 ulps cut to 1."""
+    from tvgrad.theory.activations import ACTIVATIONS
+    from tvgrad.theory.bound import _layers, layer_spectral_norms
+    from tvgrad.theory.rounding import U64, gamma
+    case = Case(spec=NetSpec(2, (1000,), 1, "tanh"), n=3, seed=0, x_scale=3.0)
+    prob = FFNProblem(case)
+    a1 = ACTIVATIONS["tanh"].bound_constants().a1
+    h = prob.data[0].x.double()
+    e = torch.zeros(3, dtype=torch.float64)
+    layers = _layers(prob)
+    shares = []
+    for l, ((W, b), norm) in enumerate(zip(layers, layer_spectral_norms(prob))):
+        W, b = W.double(), b.double()
+        m = W.shape[1] + 1
+        z = h @ W.T + b
+        ez = norm * e + gamma(m, U64) * (1 + gamma(m, U64)) * (h.abs() @ W.abs().T + b.abs()).norm(dim=1)
+        if l < len(layers) - 1:
+            h = ACTIVATIONS["tanh"].fn(z)
+            act = 16 * U64 * h.norm(dim=1)
+            shares.append(act)
+            e = a1 * ez + act
+        else:
+            e = ez
+    got = forward_error(prob, prob.data[0].x)
+    rel = ((got - e).abs() / e).max()
+    assert float(rel) <= 8 * U64, (float(rel) / U64, got.tolist(), e.tolist())
+    share = norm * shares[0] / e  # the activation term's part of the total
+    assert bool((share > 0.005).all()), share
 
 
 def test_spectral_upper_of_a_row_is_above_its_exact_norm():
