@@ -179,6 +179,33 @@ def test_certified_hg_norm_covers_the_exact_product_at_a_computed_minimum():
     assert hg >= H0 * (gc - float(g.norm())) > 0
 
 
+def test_certified_hg_norm_is_the_product_plus_its_two_allowances():
+    r"""Off a minimum: ``cert = ‖fl(H g̃)‖ + 10·p·u·‖H‖·‖g̃‖ + ‖H‖(g_cert − ‖g̃‖)``. Soundness
+    against the dense float64 Hessian (cert ≥ ‖H_dense g̃‖), and each allowance as stated:
+    with g_cert = ‖g̃‖, cert − ‖fl(H g̃)‖ (the same HVP) is the rounding allowance to within
+    the subtraction's u·cert ≤ u‖H‖‖g̃‖, i.e. 1/(10p) of it (≈ 0.6 % at p = 17): checked to
+    1 %; and raising g_cert by d adds ‖H‖·d. The allowance is itself ≫ the HVP's actual
+    error, so a constant 10 cut to 9 or 1 changes no verdict — only this resolves it."""
+    from tvgrad.theory.derivatives import hvp
+    from tvgrad.theory.rounding import U64
+    case = Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=1, x_scale=3.0)
+    prob = FFNProblem(case)
+    f, th = prob.loss_fn(0), prob.theta0
+    p = th.numel()
+    g = gradient(f, th)
+    gn = float(g.norm())
+    H0 = sum(hessian_norm_certified(f, th)[::2])
+    cert = certified_hg_norm(f, th, g, gn, H0)
+    dense = float((torch.func.hessian(f)(th) @ g).norm())
+    assert cert >= dense > 0
+    allowance = 10 * p * U64 * H0 * gn
+    used = cert - float(hvp(f, th, g).norm())
+    assert abs(used / allowance - 1) <= 0.01, (used / allowance, p)
+    d = 1e-3 * gn
+    more = certified_hg_norm(f, th, g, gn + d, H0) - cert
+    assert abs(more / (H0 * d) - 1) <= 1e-12, more / (H0 * d)  # subtraction: ≤ 10³u here
+
+
 def test_the_third_order_bound_is_the_tightest_on_the_pinned_cases():
     claim = CLAIMS["ffn_second_order_error_bound"]
     tighter = 0
