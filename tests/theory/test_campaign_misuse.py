@@ -1,6 +1,7 @@
 """A campaign that survives misuse: limits, signals, a shared output folder, budgets,
 counterexamples of pinned examples, and case JSON of the wrong types."""
 
+import csv
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from tvgrad.theory import campaign
 from tvgrad.theory.bench import alive, start_campaign
 from tvgrad.theory.campaign import run_claim, summary_table, verify
 from tvgrad.theory.cases import Case
-from tvgrad.theory.claims import HOLDS, VIOLATED, Claim, Outcome, Variant
+from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Variant
 from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
 from tvgrad.theory.claims.symbolic import SymCase
 from tvgrad.theory.nets import NetSpec
@@ -231,8 +232,10 @@ def test_a_violated_case_without_detail_shrinks_past_candidates_that_raise():
 
 
 def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
-    doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="ci", out=tmp_path,
-                 max_examples=2, audit=False)
+    # the profile as the command line passes it (--profile or $TVGRAD_PROFILE): built at run
+    # time, equal to the literal "ci" but not the same object
+    doc = verify(claims=["one_epoch_exact", "symbolic_expansion"], profile="".join(["c", "i"]),
+                 out=tmp_path, max_examples=2, audit=False)
     for c in doc["claims"]:
         ex = c["example"]
         assert ex["verdict"] == HOLDS and f"--claim {c['id']}" in ex["reproduce"]
@@ -240,6 +243,16 @@ def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
         assert main(argv) == 0
     capsys.readouterr()
     assert doc["environment"]["seed"] is None and doc["environment"]["derandomized"]
+    # derandomized means the seed is ignored: another seed draws the same examples (the drawn
+    # ones, after the pinned edge cases)
+    verify(claims=["one_epoch_exact"], profile="".join(["c", "i"]), seed=12345,
+           out=tmp_path / "again", max_examples=2, audit=False)
+
+    def cases(d):
+        with open(d / "theory_examples.csv", newline="") as fh:
+            return [r["case"] for r in csv.DictReader(fh) if r["claim"] == "one_epoch_exact"]
+    drawn = len(cases(tmp_path)) - len(CLAIMS["one_epoch_exact"].examples)
+    assert drawn >= 1 and cases(tmp_path / "again") == cases(tmp_path)
     doc = verify(claims=["one_epoch_exact"], profile="dev", seed=5, out=tmp_path / "d",
                  max_examples=1, audit=False)
     assert doc["environment"]["seed"] == 5

@@ -80,3 +80,45 @@ def test_report_needs_theory_json(tmp_path):
 def test_schema_versions_agree():
     from tvgrad.theory import campaign, report
     assert report.SCHEMA_VERSION == campaign.SCHEMA_VERSION
+
+
+def test_the_bound_figures_are_drawn_from_rows_read_back_from_the_csv(tmp_path):
+    """The report reads theory_examples.csv back: its claim ids and verdicts are strings built
+    at run time, equal to the literals the figures select on but not the same objects. From
+    such rows (two holding error-bound examples, one outside both regimes, one diverged, one
+    holding Hessian-bound example, one exact-claim example) every bound figure and the
+    tolerance histogram are drawn and the regime counts them; a selection by identity
+    (``is "holds"``) would silently drop every figure."""
+    from tvgrad.theory.report import (
+        bound_scatter,
+        hessian_hist,
+        ratio_groups,
+        ratio_plots,
+        read_rows,
+        regime,
+        tolerance_usage,
+    )
+    base = {"claim": "ffn_second_order_error_bound", "verdict": "holds", "depth": "1",
+            "widths": "3", "activation": "tanh", "loss": "mse", "m.actual": "1e-6",
+            "m.apriori": "1e-5", "m.actual_over_apriori": "0.1", "m.trajectory": "2e-6",
+            "m.actual_over_trajectory": "0.5", "m.best_over_first_order": "0.01",
+            "m.actual_over_best": "0.5", "m.exact_over_bound": "", "m.max_ratio_float64": ""}
+    written = [base, {**base, "widths": "2x70", "m.actual_over_apriori": "0.2"},
+               {**base, "verdict": "inconclusive", "m.apriori": ""},
+               {**base, "verdict": "diverged"},
+               {**base, "claim": "ffn_hessian_bound", "m.exact_over_bound": "0.7"},
+               {**base, "claim": "one_epoch_exact", "m.max_ratio_float64": "0.3"}]
+    with (tmp_path / "theory_examples.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(base))
+        w.writeheader()
+        w.writerows(written)
+    rows = read_rows(tmp_path / "theory_examples.csv")
+    assert rows == written
+    assert bound_scatter(rows) is not None and ratio_plots(rows) is not None
+    assert hessian_hist(rows) is not None and tolerance_usage(rows) is not None
+    assert ratio_groups(rows, "".join(["wid", "ths"])) == {"1–4": [0.1], ">64": [0.2]}
+    assert ratio_groups(rows, "activation") == {"tanh": [0.1, 0.2]}
+    got = regime(rows)
+    assert (got["examples"], got["outside"], got["share_useful"]) == (3, 1, 1.0)
+    assert got["median_apriori"] == pytest.approx(0.15) and got["median_best"] == 0.5
+

@@ -43,6 +43,8 @@ def test_unknown_sizes_are_refused_and_the_known_ones_restore():
     before = strategies._SIZES
     with strategies.sizes("deep"):
         assert strategies.sized(max_depth=2, max_width=4) == strategies.DEEP_SIZES
+    with strategies.sizes("".join(["de", "ep"])):  # a name built at run time: equal, not identical
+        assert strategies.sized(max_depth=2, max_width=4) == strategies.DEEP_SIZES
     with strategies.sizes(None):
         assert strategies.sized(max_depth=2, max_width=4) == {
             "max_depth": 2, "max_width": 4, "width_dist": "uniform"}
