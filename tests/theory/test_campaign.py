@@ -238,3 +238,23 @@ def test_the_campaigns_duration_is_reported_to_ten_milliseconds(tmp_path, monkey
     doc = json.loads((tmp_path / "theory.json").read_text())
     assert doc == {"claims": [], "duration_s": 1.23}
     assert (tmp_path / "theory_examples.csv").exists()
+
+
+def test_the_stored_curves_are_the_holding_examples_with_the_longest_r2_windows():
+    """theory.json keeps CURVES_PER_CLAIM residual curves per expansion claim: the holding
+    examples with a curve and an r₂ slope, longest r₂ window (``points_r2``) first, ties in
+    the order drawn; non-finite curve values become null (JSON has no NaN)."""
+    from tvgrad.theory.campaign import CURVES_PER_CLAIM, ExampleRecord, RunResult, representative_curves
+
+    def rec(i, points, verdict=HOLDS, curve=True, slope=2.0):
+        m = {"slope_r2": slope, "points_r2": points, "unrelated": 1}
+        return ExampleRecord(i, f"case{i}", {}, verdict, 0.0, m,
+                             curve={"eta": [1.0, float("nan")]} if curve else None)
+    run = RunResult("multi_epoch_second_order", None, records=[
+        rec(0, 3), rec(1, 9), rec(2, 30, verdict=VIOLATED), rec(3, 40, curve=False),
+        rec(4, 50, slope=None), rec(5, None), rec(6, 5), rec(7, 9), rec(8, 4)])
+    picks = representative_curves(run)
+    assert CURVES_PER_CLAIM == 3 and [p["index"] for p in picks] == [1, 7, 6]
+    assert [p["index"] for p in representative_curves(run, limit=9)] == [1, 7, 6, 8, 0, 5]
+    assert picks[0]["measurements"] == {"slope_r2": 2.0, "points_r2": 9}
+    assert picks[0]["curve"] == {"eta": [1.0, None]} and picks[0]["case"] == "case1"
