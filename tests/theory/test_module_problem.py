@@ -168,6 +168,28 @@ def test_piecewise_modules_are_tracked(layer):
     assert torch.equal(pat, problem.pattern(problem.theta0.clone()))
 
 
+def test_max_pooling_called_with_keyword_arguments_records_its_own_argmax_indices():
+    """A forward that calls F.max_pool1d itself, with every option as a keyword (stride=1 ≠
+    its default, the kernel size): the pattern is exactly the argmax indices of that call, so
+    each keyword reaches the recorded call (only ``return_indices`` is replaced)."""
+    class Pool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.head = nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            z = self.lin(x).unsqueeze(1)
+            p = F.max_pool1d(z, kernel_size=3, stride=1, padding=1, dilation=1, ceil_mode=False)
+            return self.head(p.flatten(1))
+    torch.manual_seed(0)
+    model, x = Pool(), torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    problem = ModuleProblem(model, F.cross_entropy, [(x, torch.randint(0, 2, (5,)))])
+    with torch.no_grad():
+        want = F.max_pool1d_with_indices(model.lin(x).unsqueeze(1), 3, stride=1, padding=1)[1]
+    assert want.shape == (5, 1, 8)
+    assert torch.equal(problem.pattern(problem.theta0), want.reshape(-1))
+
+
 def test_comparisons_in_forward_are_part_of_the_pattern():
     class Piecewise(nn.Module):
         def __init__(self):
