@@ -392,3 +392,20 @@ def test_r2_counts_as_rounding_level_only_below_100_times_the_floor():
     spiked[etas.numel() // 2] += 1e-10
     out = slope_outcome(etas, _ev(etas, spiked, floor=1e-14), -3.0 * v, 0.7 * v)
     assert "r2_at_rounding_level" not in out.measurements, out.detail[:300]
+
+
+def test_the_longest_run_of_a_mask_is_found_wherever_it_lies():
+    """The slope window is the longest run of η where the residual is resolved: (start, end)
+    with end exclusive; the first of equally long runs; a later, longer run wins however far
+    from 0 the earlier one starts (a comparison of its length with the earlier run's end,
+    not its length, keeps the shorter run)."""
+    from tvgrad.theory.claims.expansion import _longest_run
+
+    def run(bits):
+        return _longest_run(torch.tensor([b == "1" for b in bits]))
+    assert run("") == (0, 0) and run("000") == (0, 0)
+    assert run("1") == (0, 1) and run("111") == (0, 3)
+    assert run("0011011100") == (5, 8)
+    assert run("0000110111") == (7, 10)
+    assert run("110110") == (0, 2)
+    assert run("0110111101") == (4, 8)
