@@ -208,6 +208,22 @@ def test_per_sample_cross_entropy_constants_hold_over_the_logit_ball():
     assert float(c2) < 0.01 and float(c1) < 0.01
 
 
+def _ce_local_draws(seed: int, trials: int, scales: int, lo: float, decades: float):
+    """Seeded draws for bound (c): C = 2–5 classes, logits N(0, 1)·(1 + trial mod ``scales``),
+    a label, δ = 10^(lo + decades·U(0, 1)); yields (trial, z0, y, δ, c₁, c₂)."""
+    from tvgrad.theory.losses import LOSSES
+    local = LOSSES["cross_entropy"].local
+    g = torch.Generator().manual_seed(seed)
+    for trial in range(trials):
+        C = 2 + trial % 4
+        z0 = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % scales)
+        y = int(torch.randint(0, C, (1,), generator=g))
+        delta = 10 ** (lo + decades * torch.rand(1, generator=g).item())
+        c1, c2 = (float(c) for c in local(z0[None], torch.tensor([y]),
+                                          torch.tensor([delta], dtype=torch.float64)))
+        yield trial, z0, y, delta, c1, c2
+
+
 def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves():
     r"""Bound (c'): Δ log p_k = ⟨e_k − p̃, Δz⟩ moves by up to √2·δ, reached along
     Δz = δ(e_k − e_j)/√2 when p sits on class j. Along every such move (all pairs k ≠ j, at the
@@ -219,14 +235,8 @@ def test_per_sample_cross_entropy_constants_are_sharp_at_the_worst_logit_moves()
     """
     from tvgrad.theory.losses import LOSSES
     local = LOSSES["cross_entropy"].local
-    g = torch.Generator().manual_seed(1)
-    for trial in range(60):
-        C = 2 + trial % 4
-        z0 = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % 6)
-        y = int(torch.randint(0, C, (1,), generator=g))
-        delta = 10 ** (-2 + 3 * torch.rand(1, generator=g).item())
-        c1, c2 = (float(c) for c in local(z0[None], torch.tensor([y]),
-                                          torch.tensor([delta], dtype=torch.float64)))
+    for trial, z0, y, delta, c1, c2 in _ce_local_draws(1, 60, 6, -2, 3):
+        C = len(z0)
         for k in range(C):
             for j in range(C):
                 if k == j:
@@ -281,17 +291,8 @@ def test_per_sample_cross_entropy_constants_cover_their_exact_intervals():
     interval all below ½, all above): an interval narrowed instead of widened (p_max·(1 − ε),
     p_min·(1 + ε)) puts a constant ~ε below the exact one, which the random and sharp draws
     above cannot resolve (they compare to a relative 1e-12 themselves)."""
-    from tvgrad.theory.losses import LOSSES
-    local = LOSSES["cross_entropy"].local
-    g = torch.Generator().manual_seed(2)
     regimes = {"half": 0, "below": 0, "above": 0}
-    for trial in range(120):
-        C = 2 + trial % 4
-        z0 = torch.randn(C, generator=g, dtype=torch.float64) * (1 + trial % 7)
-        y = int(torch.randint(0, C, (1,), generator=g))
-        delta = 10 ** (-4 + 4 * torch.rand(1, generator=g).item())
-        c1, c2 = (float(c) for c in local(z0[None], torch.tensor([y]),
-                                          torch.tensor([delta], dtype=torch.float64)))
+    for trial, z0, y, delta, c1, c2 in _ce_local_draws(2, 120, 7, -4, 4):
         ex = _ce_local_exact(z0.tolist(), y, delta)
         for name, c in (("c1", c1), ("c2", c2)):
             e, k = ex[name], ex["k" + name[1]]
