@@ -1,7 +1,6 @@
 """A campaign that survives misuse: limits, signals, a shared output folder, budgets,
 counterexamples of pinned examples, and case JSON of the wrong types."""
 
-import csv
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Varian
 from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
 from tvgrad.theory.claims.symbolic import SymCase
 from tvgrad.theory.nets import NetSpec
+from tvgrad.theory.report import read_rows
 
 
 # -- 1. limits --------------------------------------------------------------------------------
@@ -249,8 +249,8 @@ def test_every_claim_carries_a_case_to_reproduce(tmp_path, capsys):
            out=tmp_path / "again", max_examples=2, audit=False)
 
     def cases(d):
-        with open(d / "theory_examples.csv", newline="") as fh:
-            return [r["case"] for r in csv.DictReader(fh) if r["claim"] == "one_epoch_exact"]
+        return [r["case"] for r in read_rows(d / "theory_examples.csv")
+                if r["claim"] == "one_epoch_exact"]
     drawn = len(cases(tmp_path)) - len(CLAIMS["one_epoch_exact"].examples)
     assert drawn >= 1 and cases(tmp_path / "again") == cases(tmp_path)
     doc = verify(claims=["one_epoch_exact"], profile="dev", seed=5, out=tmp_path / "d",

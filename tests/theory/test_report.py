@@ -121,4 +121,3 @@ def test_the_bound_figures_are_drawn_from_rows_read_back_from_the_csv(tmp_path):
     got = regime(rows)
     assert (got["examples"], got["outside"], got["share_useful"]) == (3, 1, 1.0)
     assert got["median_apriori"] == pytest.approx(0.15) and got["median_best"] == 0.5
-
