@@ -163,6 +163,22 @@ def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_bel
         assert 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"], m
 
 
+def test_with_one_epoch_the_error_bounds_are_zero_and_their_ratios_are_left_out():
+    r"""At k = 1 every error bound is 0 (C(1,2) = 0: τ⁽¹⁾ = −ηg exactly) and the actual error is
+    rounding alone: the claim holds, and the ratios whose denominator is a 0 bound
+    (naive / a-priori, a-priori / g-anchored) are NaN — left out — not a ZeroDivisionError that
+    turns a true claim into an error (the strategy draws k ≥ 2, so only this reaches k = 1)."""
+    import math
+
+    from tvgrad.theory.claims import bound_claims
+    out = bound_claims.check_error_bound(
+        Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-3, epochs=1, radius=0.1))
+    m = out.measurements
+    assert out.verdict == HOLDS, out.detail
+    assert m["apriori"] == m["naive"] == m["g_anchored"] == m["best"] == 0.0, m
+    assert math.isnan(m["naive_over_apriori"]) and math.isnan(m["apriori_over_g_anchored"]), m
+
+
 def test_the_sgd_epoch_subcheck_runs_two_batches_the_last_smaller_when_n_is_odd(monkeypatch):
     """The error-bound claim's one-SGD-epoch sub-check splits the n samples into ⌈n/2⌉ then
     ⌊n/2⌋, as its comment states (``n // 2`` for odd n gave three batches of 1 at n = 3: the
