@@ -522,3 +522,36 @@ def test_at_a_computed_minimum_the_residual_is_the_forward_error_rounded_up(monk
         for r, f in zip(resid0.tolist(), e.tolist()):
             margin = Fraction(r) / Fraction(f) - 1
             assert f > 0 and 3 * u <= margin <= 5 * u, (seed, float(margin / u))
+
+
+def test_the_logit_radius_of_the_local_cross_entropy_constants_covers_the_forward_error(
+        monkeypatch):
+    r"""Bound (c)'s per-sample cross-entropy constants take the logits at θ₀ as computed, so the
+    radius δ handed to them must cover the exact logits of every θ in the ball: δ = J·R + e,
+    with e the forward rounding error of the computed logits. At R = 0 it is e itself (> 0:
+    the computed logits are not the exact ones), and for R > 0 it exceeds e. A radius with the
+    error subtracted, J·R − e, is −e at R = 0 — an inverted logit interval, constants below
+    those of the computed point — and no verdict resolves it (a u-level change)."""
+    from dataclasses import replace
+
+    from tvgrad.theory.losses import LOSSES
+    seen = []
+    true_ce = LOSSES["cross_entropy"]
+
+    def local(logits0, y, delta):
+        seen.append(delta.clone())
+        return true_ce.local(logits0, y, delta)
+
+    monkeypatch.setitem(LOSSES, "cross_entropy", replace(true_ce, local=local))
+    for seed in range(3):
+        case = Case(spec=NetSpec(2, (4,), 3, "tanh"), loss="cross_entropy", n=3, seed=seed,
+                    x_scale=3.0)
+        prob = FFNProblem(case)
+        e = forward_error(prob, prob.data[0].x)
+        assert bool((e > 0).all()), e
+        for R in (0.0, 0.1):
+            seen.clear()
+            bounds(prob, R)
+            (delta,) = seen
+            assert bool((delta == e).all()) if R == 0 else bool((delta > e).all()), \
+                (seed, R, delta.tolist(), e.tolist())
