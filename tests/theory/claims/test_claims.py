@@ -152,6 +152,41 @@ def test_the_bound_claims_random_part_draws_its_stated_ranges(error, epochs, eta
                          lambda c: c.x_scale == 3.0, lambda c: c.y_scale == 10.0))
 
 
+def test_the_third_derivative_power_method_starts_from_a_direction_of_the_examples_own_seed(
+        monkeypatch):
+    """At θ₀ the third-derivative claim also runs the power method from a random direction,
+    drawn from the example's seed: the same seed gives the same direction (a rerun reproduces
+    the lower bound), two seeds give two directions (else every example of a size starts from
+    one fixed vector and the search covers no more directions than one example does), and it
+    is none of the random directions the Hessian points used (those were drawn from seed + 31)."""
+    import torch
+
+    from tvgrad.theory.cases import FFNProblem
+    from tvgrad.theory.claims import bound_claims
+    from tvgrad.theory.claims.bound_claims import FFN_THIRD_DERIVATIVE_BOUND as claim
+    starts, real = [], bound_claims.cubic_power
+    monkeypatch.setattr(bound_claims, "cubic_power",
+                        lambda f, th, u, *a: starts.append(u.clone()) or real(f, th, u, *a))
+    base = claim.examples[0]
+    rnd = {}
+    for seed in (0, 1, 0):
+        starts.clear()
+        case = base.with_(seed=seed)
+        out = bound_claims.check_third_derivative_bound(case)
+        assert out.verdict == HOLDS, out.detail
+        assert len(starts) == 4, len(starts)  # θ₀ from v_top, θ₀ from random, θ₀ ± R·v_top
+        r = starts[1]
+        if seed in rnd:
+            assert torch.equal(rnd[seed], r)
+        rnd[seed] = r
+        prob = FFNProblem(case)
+        pts, _, _ = bound_claims._points(prob, case.radius or case.eta, prob.loss_fn(0), seed)
+        for name, th in pts[3:]:
+            d = (th - prob.theta0) / (th - prob.theta0).norm()
+            assert abs(float(torch.dot(d, r / r.norm()))) < 1 - 1e-6, (seed, name)
+    assert not torch.equal(rnd[0], rnd[1])
+
+
 def test_third_derivative_ratio_at_theta0_is_reported_for_every_pinned_bound_below_and_above_1():
     """The θ₀ ratio |∇³L[u,u,u]| / T is defined wherever T > 0 — a pinned case has T < 1 —
     and never above the worst ratio over the ball."""
