@@ -214,6 +214,39 @@ def test_with_one_epoch_the_error_bounds_are_zero_and_their_ratios_are_left_out(
     assert math.isnan(m["naive_over_apriori"]) and math.isnan(m["apriori_over_g_anchored"]), m
 
 
+def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved():
+    r"""actual / bound is a tightness only where the actual error is resolved, ≥ 100× its
+    rounding floor. At η = 1e-9 the errors are rounding alone (≈ 2e-16, floor ≈ 8e-16) while
+    the one-SGD-epoch bound is ≈ 3e-18: a ratio there would read ≈ 60, a bound "exceeded" 60×
+    in theory.json's statistics, so every ratio must be NaN; at η = 1e-7 the k-epoch error is
+    ≈ 29× its floor, above it but not resolved: NaN too (the threshold is 100×, not 1×); at
+    η = 1e-2 the errors are resolved and each ratio is the quotient itself (≤ 1: the claim
+    holds)."""
+    import math
+
+    from tvgrad.theory.claims import bound_claims
+    for eta, resolved in ((1e-9, False), (1e-7, False), (1e-2, True)):
+        out = bound_claims.check_error_bound(
+            Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=eta, epochs=2, radius=0.1))
+        m = out.measurements
+        assert out.verdict == HOLDS, out.detail
+        floor = m["rounding_floor"]
+        assert m["actual_resolved"] is resolved, m
+        assert (m["actual"] >= 100 * floor) is resolved and \
+            (m["sgd_actual"] >= 100 * floor) is resolved, m
+        for ratio, num, den in (("sgd_actual_over_bound", "sgd_actual", "sgd_bound"),
+                                ("actual_over_apriori", "actual", "apriori"),
+                                ("actual_over_best", "actual", "best")):
+            if resolved:
+                assert m[ratio] == m[num] / m[den] <= 1, (eta, ratio, m)
+            else:
+                assert math.isnan(m[ratio]), (eta, ratio, m)
+        if eta == 1e-9:
+            assert m["sgd_actual"] > 10 * m["sgd_bound"], m  # the case the guard exists for
+        if eta == 1e-7:
+            assert 10 * floor < m["actual"] < 100 * floor, m
+
+
 def test_the_sgd_epoch_subcheck_runs_two_batches_the_last_smaller_when_n_is_odd(monkeypatch):
     """The error-bound claim's one-SGD-epoch sub-check splits the n samples into ⌈n/2⌉ then
     ⌊n/2⌋, as its comment states (``n // 2`` for odd n gave three batches of 1 at n = 3: the
