@@ -190,3 +190,23 @@ def test_about_one_mse_case_in_ten_starts_at_a_minimum():
     draw()
     share = sum(seen) / len(seen)
     assert 0.03 <= share <= 0.25, share
+
+
+def test_the_full_batch_claims_draw_only_full_batch_cases():
+    """Every claim but the SGD-epoch one is about full-batch gradient descent, and its strategy
+    draws from ``cases()`` with the default ``minibatch=False``: no batch size, no reshuffling
+    (a default turned to True gives them minibatch schedules, and the k-epoch claims' epochs
+    clipped to a step budget, which no check reads). The SGD claim does draw batch sizes."""
+    from hypothesis.errors import NoSuchExample
+
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims.second_order import SGD_EPOCH_SECOND_ORDER
+    def minibatch(c):
+        return isinstance(c, Case) and (c.batch_size is not None or c.reshuffle)
+
+    for claim in CLAIMS.values():
+        if claim is SGD_EPOCH_SECOND_ORDER:
+            find(claim.strategy(), minibatch, settings=settings(database=None))
+            continue
+        with pytest.raises(NoSuchExample):
+            find(claim.strategy(), minibatch, settings=settings(max_examples=60, database=None))
