@@ -258,3 +258,24 @@ def test_the_stored_curves_are_the_holding_examples_with_the_longest_r2_windows(
     assert [p["index"] for p in representative_curves(run, limit=9)] == [1, 7, 6, 8, 0, 5]
     assert picks[0]["measurements"] == {"slope_r2": 2.0, "points_r2": 9}
     assert picks[0]["curve"] == {"eta": [1.0, None]} and picks[0]["case"] == "case1"
+
+
+def test_the_example_to_reproduce_is_a_holding_one_wherever_it_lies():
+    """theory.json's ``example`` of a claim is its first *holding* example (a case to paste
+    into ``tvgrad reproduce`` that shows the claim at work), whatever verdicts come before it
+    — diverged and errored examples sort before "holds" as strings, inconclusive and violated
+    after; with none holding it is the first example, and with none at all there is none."""
+    from tvgrad.theory.campaign import ExampleRecord, RunResult, _example
+    from tvgrad.theory.claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
+    claim = CLAIMS["one_epoch_exact"]
+
+    def rec(i, verdict):
+        return ExampleRecord(index=i, case=f"case{i}", summary={}, verdict=verdict, seconds=0.0,
+                             measurements={})
+    order = (DIVERGED, "error", INCONCLUSIVE, VIOLATED, HOLDS, HOLDS)
+    run = RunResult(claim.id, None, [rec(i, v) for i, v in enumerate(order)])
+    ex = _example(claim, run)
+    assert (ex["verdict"], ex["case"]) == (HOLDS, "case4"), ex
+    run = RunResult(claim.id, None, [rec(i, v) for i, v in enumerate(order[:4])])
+    assert _example(claim, run)["case"] == "case0"
+    assert _example(claim, RunResult(claim.id, None, [])) is None
