@@ -195,12 +195,13 @@ def test_about_one_mse_case_in_ten_starts_at_a_minimum():
 def test_the_full_batch_claims_draw_only_full_batch_cases():
     """Every claim but the SGD-epoch one is about full-batch gradient descent, and its strategy
     draws from ``cases()`` with the default ``minibatch=False``: no batch size, no reshuffling
-    (a default turned to True gives them minibatch schedules, and the k-epoch claims' epochs
-    clipped to a step budget, which no check reads). The SGD claim does draw batch sizes."""
+    (a default turned to True hands them batch sizes their checks ignore, and clips the
+    k-epoch claims' epochs to a step budget). The SGD claim does draw batch sizes."""
     from hypothesis.errors import NoSuchExample
 
     from tvgrad.theory.claims import CLAIMS
     from tvgrad.theory.claims.second_order import SGD_EPOCH_SECOND_ORDER
+
     def minibatch(c):
         return isinstance(c, Case) and (c.batch_size is not None or c.reshuffle)
 
