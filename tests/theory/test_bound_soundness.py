@@ -487,6 +487,22 @@ def test_the_gradient_bound_at_radius_zero_carries_exactly_its_two_margins():
         assert want >= 2e-12 and abs(rel - want) <= 1e-15, (seed, rel, want, e / r)
 
 
+def _record_loss_argument(monkeypatch, loss: str, field: str, position: int) -> list:
+    """Wrap ``LOSSES[loss].<field>`` so that every call appends (a copy of) its argument at
+    ``position`` to the returned list, then returns what the true function returns."""
+    from dataclasses import replace
+
+    from tvgrad.theory.losses import LOSSES
+    seen, true = [], getattr(LOSSES[loss], field)
+
+    def spy(*args):
+        seen.append(args[position].clone())
+        return true(*args)
+
+    monkeypatch.setitem(LOSSES, loss, replace(LOSSES[loss], **{field: spy}))
+    return seen
+
+
 def test_at_a_computed_minimum_the_residual_is_the_forward_error_rounded_up(monkeypatch):
     r"""At a computed minimum (r̃ = 0 exactly) the MSE residual bound handed to c₁ is the
     forward error e alone, rounded *up*: ``r̃(1 + 4u) + e(1 + 4u)`` = fl(e·(1 + 4u)) (1 + 4u
@@ -494,19 +510,10 @@ def test_at_a_computed_minimum_the_residual_is_the_forward_error_rounded_up(monk
     exact rational arithmetic. The exact residual of the stored numbers is not 0 but up to e;
     a margin turned down, e·(1 − 4u), puts resid0 / e − 1 in [−5u, −3u] — below e, so not a
     bound — and no verdict resolves it (a 4u change of a term that is itself ~u·‖f‖)."""
-    from dataclasses import replace
     from fractions import Fraction
 
-    from tvgrad.theory.losses import LOSSES
     from tvgrad.theory.rounding import U64
-    seen = []
-    true_mse = LOSSES["mse"]
-
-    def c1(F, y, resid0, J, R):
-        seen.append(resid0.clone())
-        return true_mse.c1(F, y, resid0, J, R)
-
-    monkeypatch.setitem(LOSSES, "mse", replace(true_mse, c1=c1))
+    seen = _record_loss_argument(monkeypatch, "mse", "c1", 2)  # c1(F, y, resid0, J, R)
     u = Fraction(U64)
     for seed in range(4):
         case = Case(spec=NetSpec(1, (4,), 2, "tanh"), n=3, seed=seed, x_scale=3.0,
@@ -532,17 +539,7 @@ def test_the_logit_radius_of_the_local_cross_entropy_constants_covers_the_forwar
     the computed logits are not the exact ones), and for R > 0 it exceeds e. A radius with the
     error subtracted, J·R − e, is −e at R = 0 — an inverted logit interval, constants below
     those of the computed point — and no verdict resolves it (a u-level change)."""
-    from dataclasses import replace
-
-    from tvgrad.theory.losses import LOSSES
-    seen = []
-    true_ce = LOSSES["cross_entropy"]
-
-    def local(logits0, y, delta):
-        seen.append(delta.clone())
-        return true_ce.local(logits0, y, delta)
-
-    monkeypatch.setitem(LOSSES, "cross_entropy", replace(true_ce, local=local))
+    seen = _record_loss_argument(monkeypatch, "cross_entropy", "local", 2)  # (z0, y, delta)
     for seed in range(3):
         case = Case(spec=NetSpec(2, (4,), 3, "tanh"), loss="cross_entropy", n=3, seed=seed,
                     x_scale=3.0)
