@@ -327,6 +327,9 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     # tightness ratios only where the actual error is resolved (≥ 100× its rounding floor)
     resolved = actual >= 100 * floor
     ratio = (lambda b: actual / b if (resolved and b > 0) else math.nan)
+    # M = 0 for a loss constant in θ (bias-free, every input 0): 0/0 reads 0 there, as in
+    # check_hessian_bound
+    M0 = (ab if R is not None else aa).M
     meas.update(R=R, R_anchored=Ra, R_traj=R_t, actual=actual,
                 apriori=None if math.isnan(apriori) else apriori,
                 g_anchored=None if math.isnan(anchored) else anchored,
@@ -344,7 +347,8 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                 apriori_over_g_anchored=apriori / anchored if anchored > 0 else math.nan,
                 # useful: the bound below the first-order term itself (else it says nothing)
                 best_over_first_order=best / (k * eta * g_cert) if g_cert > 0 else math.nan,
-                hessian_exact_over_bound=exact_H / (ab if R is not None else aa).M)
+                hessian_exact_over_bound=exact_H / M0 if M0 > 0
+                else (math.inf if exact_H > 0 else 0.0))
     for name, bound in (("a-priori", apriori), ("g-anchored", anchored), ("third-order", third),
                         ("trajectory", traj)):
         if not math.isnan(bound) and actual - floor > bound:

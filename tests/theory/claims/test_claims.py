@@ -214,6 +214,43 @@ def test_with_one_epoch_the_error_bounds_are_zero_and_their_ratios_are_left_out(
     assert math.isnan(m["naive_over_apriori"]) and math.isnan(m["apriori_over_g_anchored"]), m
 
 
+def test_a_loss_constant_in_the_weights_holds_every_bound_claim_with_zero_bounds():
+    r"""A bias-free network whose only input is 0 computes 0 for every θ: its loss is constant,
+    ∇L = ∇²L = ∇³L = 0 on the whole ball, and the bounds are exactly 0 too (M = G = T = 0;
+    x_scale = 5e-324, the least subnormal, rounds seed 24's input to 0). Every bound claim must
+    hold there, with each 0/0 ratio read as 0 (exact over bound, as 0 ≤ 0·bound) or NaN (ratios
+    of two measurements, left out), not a ZeroDivisionError that turns the constant loss — the
+    guide's zero-gradient edge case — into an error (no drawn case reaches M = 0)."""
+    import math
+
+    from tvgrad.theory.cases import FFNProblem
+    from tvgrad.theory.claims import bound_claims
+    case = Case(spec=NetSpec(1, (2,), 1, "tanh", bias=False), n=1, seed=24, x_scale=5e-324,
+                eta=1e-2, epochs=2, radius=0.5)
+    assert bool((FFNProblem(case).data[0].x == 0).all()), "the input must round to 0"
+    checks = {"M": bound_claims.check_hessian_bound, "G": bound_claims.check_gradient_bound,
+              "T": bound_claims.check_third_derivative_bound}
+    for bound, check in checks.items():
+        out = check(case)
+        m = out.measurements
+        assert out.verdict == HOLDS, (bound, out.detail)
+        assert m[bound] == 0.0, (bound, m)
+        ratio = "lower_over_bound" if bound == "T" else "exact_over_bound"
+        assert m[ratio] == 0.0, (bound, m)
+    m = bound_claims.check_hessian_bound(case).measurements
+    assert m["exact_over_bound_theta0"] == 0.0 and math.isnan(m["ascent_over_fixed_points"]), m
+    m = bound_claims.check_gradient_bound(case).measurements
+    assert math.isnan(m["ascent_over_fixed_points"]), m
+    m = bound_claims.check_third_derivative_bound(case).measurements
+    assert math.isnan(m["lower_over_bound_theta0"]), m
+    out = bound_claims.check_error_bound(case)
+    m = out.measurements
+    assert out.verdict == HOLDS, out.detail
+    assert m["actual"] == m["apriori"] == m["g_anchored"] == m["best"] == 0.0, m
+    assert m["hessian_exact_over_bound"] == 0.0, m
+    assert math.isnan(m["best_over_first_order"]), m
+
+
 def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved():
     r"""actual / bound is a tightness only where the actual error is resolved, ≥ 100× its
     rounding floor. At η = 1e-9 the errors are rounding alone (≈ 2e-16, floor ≈ 8e-16) while
