@@ -251,6 +251,27 @@ def test_a_loss_constant_in_the_weights_holds_every_bound_claim_with_zero_bounds
     assert math.isnan(m["best_over_first_order"]), m
 
 
+def test_the_gradient_and_third_derivative_checks_allow_their_derived_rounding_and_no_more():
+    r"""Each bound check refutes only beyond its derived rounding allowance: ‖∇L‖ > G(1 + p·u)
+    (p terms summed into the norm) and |∇³L[u,u,u]| − 10·p·u·max(value, T) > T. With the bound
+    planted (``scale``) so that the worst computed value sits at half the allowance above it,
+    the check must hold (a narrower allowance would report rounding as a violation); at twice
+    the allowance it must refute."""
+    from tvgrad.theory.cases import FFNProblem
+    from tvgrad.theory.claims import bound_claims
+    from tvgrad.theory.rounding import U64
+    case = Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-2, radius=0.1)
+    p = FFNProblem(case).theta0.numel()
+    for check, ratio, allowance in (
+            (bound_claims.check_gradient_bound, "exact_over_bound", p * U64),
+            (bound_claims.check_third_derivative_bound, "lower_over_bound", 10 * p * U64)):
+        worst = check(case).measurements[ratio]
+        for factor, verdict in ((0.5, HOLDS), (2.0, VIOLATED)):
+            terms = dict(bound_claims.BOUND_TERMS, scale=worst / (1 + factor * allowance))
+            out = check(case, terms)
+            assert out.verdict == verdict, (check.__name__, factor, out.detail)
+
+
 def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved():
     r"""actual / bound is a tightness only where the actual error is resolved, ≥ 100× its
     rounding floor. At η = 1e-9 the errors are rounding alone (≈ 2e-16, floor ≈ 8e-16) while
