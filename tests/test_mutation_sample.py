@@ -91,6 +91,26 @@ def test_report_with_make_test_counts_what_make_test_killed_among_verifys_surviv
     assert "| `theory/a.py:0:op:0` | killed | not run | killed | not run |  |" in text
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_seed_draws_the_same_sample_whatever_order_cosmic_ray_dumps(tmp_path, monkeypatch,
+                                                                       reverse):
+    """cosmic-ray lists the mutants in an order that varies between runs; the sample of a seed
+    must not (a logged sample is re-drawn from its seed)."""
+    items = [[{"mutations": [{"module_path": f"theory/{m}.py", "operator_name": "core/Op",
+                              "occurrence": o, "start_pos": [o + 1, 0]}]}]
+             for m in "abc" for o in range(4)]
+    if reverse:
+        items = items[::-1]
+
+    class Done:
+        stdout = "\n".join(json.dumps(i) for i in items)
+
+    monkeypatch.setattr(sample.subprocess, "run", lambda *a, **k: Done())
+    ms = sample._mutants(tmp_path, keep_annotations=True)
+    assert [(m["module"], m["occurrence"]) for m in ms] == \
+        [(f"theory/{m}.py", o) for m in "abc" for o in range(4)]
+
+
 def test_with_tests_refuses_a_checkout_whose_make_test_already_fails(tmp_path, monkeypatch):
     """Else every survivor of make verify would read "killed by make test"."""
     monkeypatch.setattr(sample, "_mutants", lambda *a: [])
