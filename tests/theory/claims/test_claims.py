@@ -272,6 +272,29 @@ def test_the_gradient_and_third_derivative_checks_allow_their_derived_rounding_a
             assert out.verdict == verdict, (check.__name__, factor, out.detail)
 
 
+def test_the_hessian_check_refutes_only_beyond_the_certified_slack_of_its_eigenvalue():
+    r"""check_hessian_bound refutes M only where ν − s > M at some point (ν the computed
+    ‖∇²L‖₂, s its certified slack, :func:`hessian_norm_certified`). With M planted at
+    ν − s/2 at the worst point the check must hold (a slack added instead of subtracted would
+    report rounding as a violation); at ν − 2s it must refute."""
+    from tvgrad.theory.bound import bounds
+    from tvgrad.theory.cases import FFNProblem
+    from tvgrad.theory.claims import bound_claims
+    from tvgrad.theory.spectrum import hessian_norm_certified
+    case = Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-2, radius=0.1)
+    prob = FFNProblem(case)
+    f = prob.loss_fn(0)
+    M = bounds(prob, case.radius).M
+    pts, _, vtop = bound_claims._points(prob, case.radius, f, case.seed)
+    pts.append(("ascent", bound_claims.ascend_hessian(f, prob.theta0, case.radius, vtop)))
+    nu, s = max(hessian_norm_certified(f, th)[::2] for _, th in pts)
+    assert 0 < s < 1e-6 * nu, (nu, s)
+    for frac, verdict in ((0.5, HOLDS), (2.0, VIOLATED)):
+        out = bound_claims.check_hessian_bound(
+            case, dict(bound_claims.BOUND_TERMS, scale=(nu - frac * s) / M))
+        assert out.verdict == verdict, (frac, nu, s, out.detail)
+
+
 def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved():
     r"""actual / bound is a tightness only where the actual error is resolved, ≥ 100× its
     rounding floor. At η = 1e-9 the errors are rounding alone (≈ 2e-16, floor ≈ 8e-16) while
