@@ -98,7 +98,7 @@ class Case:
 
         Memory: the data and activations (T·n·(in + out + Σ widths), kept for backward), ~64
         parameter-sized vectors (trajectories, gradients, HVP graphs), and a dense p×p Hessian
-        where the checks use one (p ≤ DENSE_MAX = 1500). Flops: about 6·n·p per gradient-sized
+        where the checks use one (p ≤ DENSE_MAX = 250). Flops: about 6·n·p per gradient-sized
         product; ~50 products per epoch and task (the η grid with its HVPs, the bound
         searches), plus a dense Hessian's p products or ~100 Lanczos products.
         """

@@ -155,6 +155,34 @@ def test_a_bigger_case_never_costs_less():
     check()
 
 
+def test_the_cost_estimate_is_the_documented_model():
+    r"""Case.cost is the model its docstring states — the estimate quoted when a case is refused
+    ("needs about … s"), and what ``TVGRAD_CASE_SECONDS`` is compared with:
+
+    .. math::
+        \text{bytes} = 8\,(4\,T n (d_\text{in} + d_\text{out} + \textstyle\sum w) + 64p + p^2),
+        \quad \text{flops} = 6\,n\,p\,(50kT + p)\,T
+
+    with a dense Hessian (p ≤ DENSE_MAX = 250); above, ~100 Lanczos products replace the p, and
+    no p².
+    Monotonicity alone (the test above) would pass a model with any other coefficients."""
+    dense = Case(spec=NetSpec(3, (4, 5), 2), n=6, tasks=2, epochs=3)
+    p = dense.spec.num_params
+    assert p == (3 * 4 + 4) + (4 * 5 + 5) + (5 * 2 + 2) == 53
+    acts = 2 * 6 * (3 + 2 + 4 + 5)
+    assert dense.cost() == (8 * (4 * acts + 64 * p + p * p), 6.0 * 6 * p * (50 * 3 * 2 + p) * 2)
+    lanczos = Case(spec=NetSpec(20, (80,), 2), n=3, tasks=1, epochs=2)
+    p = lanczos.spec.num_params
+    assert p == (20 * 80 + 80) + (80 * 2 + 2) == 1842
+    acts = 1 * 3 * (20 + 2 + 80)
+    assert lanczos.cost() == (8 * (4 * acts + 64 * p), 6.0 * 3 * p * (50 * 2 * 1 + 100) * 1)
+    from tvgrad.theory.spectrum import DENSE_MAX
+    edge = Case(spec=NetSpec(3, (50,), 2, bias=False), n=1)  # p = DENSE_MAX: still dense
+    p = edge.spec.num_params
+    assert p == DENSE_MAX == 250
+    assert edge.cost() == (8 * (4 * 55 + 64 * p + p * p), 6.0 * 1 * p * (50 + p) * 1)
+
+
 def test_reshuffled_batches_depend_on_the_seed_and_only_on_it():
     """With ``reshuffle`` each epoch's order is a seeded permutation: the same seed gives the
     same steps, different seeds different orders (a shuffle stream that ignored the seed would
