@@ -117,6 +117,13 @@ def bound_cases(draw, *, error: bool = False, max_depth: int = 3, max_width: int
                    y_scale=draw(st.sampled_from((1.0, 10.0))))
 
 
+def _over_bound(value: float, bound: float) -> float:
+    """The tightness value / bound, where a 0 bound (a loss constant in θ: bias-free, every
+    input 0) reads 0 for a 0 value (0 ≤ 0·bound) and inf otherwise.
+    """
+    return value / bound if bound > 0 else (math.inf if value > 0 else 0.0)
+
+
 def _points(prob: FFNProblem, R: float, f, seed: int):
     """θ₀, random points at radius R/2 and R, and θ₀ ± R·(top eigenvector of H(θ₀)); also
     returns ‖H(θ₀)‖₂ and that top eigenvector, which the computation gives for free.
@@ -191,7 +198,7 @@ def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     pts.append(("ascent", ascend_hessian(f, prob.theta0, R, vtop)))
     for name, th in pts:
         exact, slack = at0 if name == "theta0" else hessian_norm_certified(f, th)[::2]
-        ratios[name] = exact / M if M > 0 else (math.inf if exact > 0 else 0.0)
+        ratios[name] = _over_bound(exact, M)
         if exact - slack > M:  # certified: ‖∇²L‖₂ ≥ exact − slack (dense or Lanczos)
             return Outcome(VIOLATED, {"M": M, "exact": exact, "point": name, "R": R},
                            f"‖∇²L‖₂ = {exact:.6e} at {name} exceeds M(R={R:.3e}) = {M:.6e}")
@@ -271,7 +278,7 @@ def check_third_derivative_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Ou
         if low - 10 * p * U64 * max(low, T) > T:
             return Outcome(VIOLATED, {"T": T, "lower": low, "point": name, "R": R},
                            f"|∇³L[u,u,u]| = {low:.6e} at {name} exceeds T(R={R:.3e}) = {T:.6e}")
-        worst = max(worst, low / T if T > 0 else (math.inf if low > 0 else 0.0))
+        worst = max(worst, _over_bound(low, T))
     return Outcome(HOLDS, {"T": T, "R": R, "lower_over_bound": worst,
                            "lower_over_bound_theta0": at["theta0"] / T if T > 0 else math.nan})
 
@@ -327,9 +334,6 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
     # tightness ratios only where the actual error is resolved (≥ 100× its rounding floor)
     resolved = actual >= 100 * floor
     ratio = (lambda b: actual / b if (resolved and b > 0) else math.nan)
-    # M = 0 for a loss constant in θ (bias-free, every input 0): 0/0 reads 0 there, as in
-    # check_hessian_bound
-    M0 = (ab if R is not None else aa).M
     meas.update(R=R, R_anchored=Ra, R_traj=R_t, actual=actual,
                 apriori=None if math.isnan(apriori) else apriori,
                 g_anchored=None if math.isnan(anchored) else anchored,
@@ -347,8 +351,7 @@ def check_error_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
                 apriori_over_g_anchored=apriori / anchored if anchored > 0 else math.nan,
                 # useful: the bound below the first-order term itself (else it says nothing)
                 best_over_first_order=best / (k * eta * g_cert) if g_cert > 0 else math.nan,
-                hessian_exact_over_bound=exact_H / M0 if M0 > 0
-                else (math.inf if exact_H > 0 else 0.0))
+                hessian_exact_over_bound=_over_bound(exact_H, (ab if R is not None else aa).M))
     for name, bound in (("a-priori", apriori), ("g-anchored", anchored), ("third-order", third),
                         ("trajectory", traj)):
         if not math.isnan(bound) and actual - floor > bound:
