@@ -186,24 +186,33 @@ def ascend_gradient(f, th0: Tensor, R: float, steps: int = ASCENT_STEPS) -> Tens
 
 
 def check_hessian_bound(case: Case, terms: Mapping = BOUND_TERMS) -> Outcome:
-    """M(R) ≥ ‖∇²L(θ)‖₂ at θ₀ and at points of the ball (surface along the top eigenvector)."""
+    """M(R) ≥ ‖∇²L(θ)‖₂ at θ₀ and at points of the ball (surface along the top eigenvector).
+
+    Refutes M only where ν − s > M at some point, ν the computed ‖∇²L‖₂ and s its certified
+    slack (:func:`hessian_norm_certified`); a verdict of holds reports the point of largest ν
+    (``worst_point``), its ν (``hessian_norm``) and s (``hessian_norm_slack``).
+    """
     prob = FFNProblem(case)
     R = case.radius or case.eta
     f = prob.loss_fn(0)
     bt, scale = _terms(terms)
     b = bounds(prob, R, terms=bt)
     M = b.M * scale
-    worst, ratios = 0.0, {}
+    worst, ratios, top = 0.0, {}, (-math.inf, 0.0, "")
     pts, at0, vtop = _points(prob, R, f, case.seed)
     pts.append(("ascent", ascend_hessian(f, prob.theta0, R, vtop)))
     for name, th in pts:
         exact, slack = at0 if name == "theta0" else hessian_norm_certified(f, th)[::2]
         ratios[name] = _over_bound(exact, M)
         if exact - slack > M:  # certified: ‖∇²L‖₂ ≥ exact − slack (dense or Lanczos)
-            return Outcome(VIOLATED, {"M": M, "exact": exact, "point": name, "R": R},
+            return Outcome(VIOLATED, {"M": M, "exact": exact, "slack": slack, "point": name,
+                                      "R": R},
                            f"‖∇²L‖₂ = {exact:.6e} at {name} exceeds M(R={R:.3e}) = {M:.6e}")
         worst = max(worst, ratios[name])
+        top = max(top, (exact, slack, name))
     return Outcome(HOLDS, {"M": b.M, "R": R, "exact_over_bound": worst,
+                           "worst_point": top[2], "hessian_norm": top[0],
+                           "hessian_norm_slack": top[1],
                            "exact_over_bound_theta0": ratios["theta0"],
                            "ascent_over_fixed_points": ratios["ascent"] / max(
                                v for k, v in ratios.items() if k != "ascent")
