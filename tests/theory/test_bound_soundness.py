@@ -449,6 +449,35 @@ def test_the_forward_error_is_the_stated_recursion_with_both_of_its_margins():
     assert bool((share > 0.005).all()), share
 
 
+def test_a_bias_free_network_is_bounded_as_zero_biases(monkeypatch):
+    r"""A layer without a bias is a layer whose bias is 0 and stays 0: forward_error's
+    magnitude ``|W||h̃| + |b|`` and pre-activation ``W h̃ + b`` take b = 0 there, and the bound's
+    ``‖b_l‖ + R`` over the ball is 0 for a bias-free layer. So a bias-free network's forward
+    error, and its M, G and T at R = 0 (where the zero biases' ball term R is 0 too), equal,
+    bit for bit, those of the same weights given explicit zero bias vectors (``|0| = 0`` and
+    ``+ 0`` are exact). No verdict sees a missing bias read as anything else: a larger
+    magnitude or bias norm only loosens the floor and the bounds. Fresh problems for each side
+    (the problem caches its forward error)."""
+    from tvgrad.theory import bound
+    true_layers = bound._layers
+    for spec in (NetSpec(2, (3,), 1, "tanh", bias=False),
+                 NetSpec(3, (4, 2), 2, "sigmoid", bias=False)):
+        case = Case(spec=spec, n=3, seed=1, x_scale=1e-3)
+        got = []
+        for zero_bias in (False, True):
+            if zero_bias:
+                monkeypatch.setattr(bound, "_layers", lambda p: [
+                    (W, torch.zeros(W.shape[0], dtype=W.dtype)) for W, _ in true_layers(p)])
+            prob = FFNProblem(case)
+            assert zero_bias or all(b is None for _, b in true_layers(prob))
+            b = bounds(prob, 0.0, third=True)
+            got.append((forward_error(prob, prob.data[0].x), b.M, b.G, b.T))
+            monkeypatch.undo()
+        (e, *mgt), (e0, *mgt0) = got
+        assert torch.equal(e, e0) and mgt == mgt0, (spec, got)
+        assert bool((e0 > 0).all()) and all(v > 0 for v in mgt0), got
+
+
 def test_spectral_upper_of_a_row_is_above_its_exact_norm():
     """A 1 × n matrix has ‖W‖₂ = ‖W‖_F exactly, and a float64 sum of n squares can land a few
     ulps below it: the Frobenius path's margin γ_{rc} (here γ_n) must cover that, against the
