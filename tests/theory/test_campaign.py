@@ -131,15 +131,21 @@ def test_module_entry_point(tmp_path):
 
 def test_time_budget_stops_generation_and_is_reported(tmp_path, virtual_clock):
     """No example starts after the budget, pinned ones included (on a virtual clock of one
-    second per example: the count does not depend on the machine's load)."""
+    second per example: the count does not depend on the machine's load). The run's reported
+    seconds are the clock's time from its start, one per example, however it stopped."""
     claim = CLAIMS["multi_epoch_second_order"]
     n = len(claim.examples)
     # examples start at t = 0, 1, ..., each one if t <= budget: the pinned n, then 3 random
     res = run_claim(claim, max_examples=500, seed=0, budget_s=n + 2.5)
     assert res.budget_exhausted and res.error is None and res.counterexample is None
-    assert len(res.records) == n + 3
+    assert len(res.records) == n + 3 and res.seconds == n + 3, res.seconds
     res = run_claim(claim, max_examples=500, seed=0, budget_s=n / 2)
     assert res.budget_exhausted and len(res.records) == n // 2 + 1  # within the pinned ones
+    assert res.seconds == n // 2 + 1, res.seconds
+    res = run_claim(claim, variant=claim.variants[0].id, max_examples=500, seed=0,
+                    shrink=False)  # refuted, here on a pinned example
+    assert res.counterexample is not None and res.seconds == len(res.records), \
+        (len(res.records), res.seconds)
     doc = verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=0.01,
                  max_examples=1000, audit=False)
     # a run cut short by its budget is incomplete, never verified (and not a success)
