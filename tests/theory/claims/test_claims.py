@@ -278,7 +278,8 @@ def test_the_hessian_check_refutes_only_beyond_the_certified_slack_of_its_eigenv
     ν − s/2 at the worst point the check must hold (a slack added instead of subtracted would
     report rounding as a violation); at ν − 2s it must refute. ν and s at the worst point are
     what the check reports (``hessian_norm``, ``hessian_norm_slack``; ν / M is its reported
-    exact-over-bound ratio, the largest of its points')."""
+    exact-over-bound ratio, the largest of its points'). The worst point here is the ascent's
+    end (it beats the fixed points by ≈ 3.5 %), and the check names it (``worst_point``)."""
     from tvgrad.theory.claims import bound_claims
     case = Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-2, radius=0.1)
     base = bound_claims.check_hessian_bound(case)
@@ -286,6 +287,7 @@ def test_the_hessian_check_refutes_only_beyond_the_certified_slack_of_its_eigenv
     assert base.verdict == HOLDS, base.detail
     nu, s, M = m["hessian_norm"], m["hessian_norm_slack"], m["M"]
     assert 0 < s < 1e-6 * nu and m["exact_over_bound"] == nu / M, m
+    assert m["worst_point"] == "ascent" and m["ascent_over_fixed_points"] > 1, m
     for frac, verdict in ((0.5, HOLDS), (2.0, VIOLATED)):
         out = bound_claims.check_hessian_bound(
             case, dict(bound_claims.BOUND_TERMS, scale=(nu - frac * s) / M))
