@@ -177,6 +177,22 @@ def _merged_tolerance(S: Tensor, err_S: Tensor, G: Tensor, err_G: Tensor, merged
     return (err_m + err_mtl) * (1 + 16 * U64)
 
 
+def _summed_step_tolerance(err_S: Tensor, theta0: Tensor, grad_used: Tensor, lr: float,
+                           eta: float, err_G: Tensor) -> Tensor:
+    r"""Tolerance of part (a), Σ_t τ̂_t vs the multitask step δ̂ = fl(θ₀ − l̃Ĝ) − θ₀ (see
+    ta_equals_mtl_on), against the exact reference −ηΣ_t ĝ_t on each side:
+
+    .. math::
+
+        |\hat S - \hat\delta| \le e_S + \mathrm{sgd\_step\_tolerance}(\theta_0, \hat G, l)
+            + \eta\,|\hat G - \textstyle\sum_t \hat g_t|
+
+    (e_S: the τ̂_t and their floating sum; then the step's own rounding; then the summed
+    gradient's error, which the step multiplies by η).
+    """
+    return err_S + sgd_step_tolerance(theta0, grad_used, lr) + eta * err_G
+
+
 def _task_vectors(prob: ModuleProblem, eta: float) -> tuple[list, list, list] | str:
     """Each task's one-epoch τ̂_t, its gradient ĝ_t and step tolerance; or why it diverged."""
     taus, grads, tols = [], [], []
@@ -241,7 +257,7 @@ def ta_equals_mtl_on(problem: ModuleProblem, terms: Mapping = TA_TERMS, *,
         # (a) Σ_t τ_t vs one step on Σ_t L_t
         grad_used, lr = terms["mtl_step"](G, T, eta)
         delta = _step_from_grad(prob, grad_used, lr) - prob.theta0
-        tol_a = err_S + sgd_step_tolerance(prob.theta0, grad_used, lr) + eta * err_G
+        tol_a = _summed_step_tolerance(err_S, prob.theta0, grad_used, lr, eta, err_G)
         cmp = compare(S, delta, tol_a, f"Σ_t τ_t vs MTL step ({name}, T={T})")
         meas[f"max_ratio_sum_{name}"] = cmp.max_ratio
         if not cmp.ok:

@@ -2,7 +2,8 @@
 
 import torch
 
-from tvgrad.theory.claims.exact import _merged_tolerance
+from tvgrad.theory.claims.exact import _merged_tolerance, _summed_step_tolerance
+from tvgrad.theory.rounding import sgd_step_tolerance
 
 
 def test_merged_tolerance_covers_the_rate_rounded_to_the_dtype():
@@ -42,3 +43,23 @@ def test_merged_tolerance_charges_the_summed_gradients_error_once_per_task_mean(
         # the difference of two float64 sums of ≤ 8 positive terms of comparable size: its
         # rounding is ≤ 8u·tol ≤ 8u·15·|grew| < 3e-14 relative (tol/grew ≤ 15 here); 1e-12 leaves 30×
         assert torch.allclose(grew, want, rtol=1e-12, atol=0), (T, grew, want)
+
+
+def test_summed_step_tolerance_is_the_three_terms_of_part_a():
+    r"""Part (a), Σ_t τ̂_t vs the multitask step, is allowed e_S + sgd_step_tolerance(θ₀, Ĝ, l)
+    + η·err_G: with e_S = err_G = 0 it is the step's own rounding bound, bit for bit; e_S adds
+    itself; err_G adds η·err_G (the step multiplies the summed gradient's error by η, not by
+    the variant's rate l). A tolerance dropping the step term, or charging err_G with the wrong
+    sign or factor, differs here. (e_S's T ≥ 2 per-task step bounds already exceed the one
+    step's, so the claim's cases hardly resolve such a narrowing — the seed-23 sample's
+    ``// eta`` survived them — but the reported tolerance usage, ``max_ratio_sum_*``, changes.)"""
+    theta0 = torch.tensor([1.0, -3.0, 0.25, 0.0], dtype=torch.float64)
+    G = torch.tensor([0.5, 2.0, -1.0, 4.0], dtype=torch.float64)
+    z = torch.zeros(4, dtype=torch.float64)
+    e = torch.tensor([1e-16, 2e-16, 0.0, 5e-17], dtype=torch.float64)
+    eta, lr = 0.3, 0.7
+    step = sgd_step_tolerance(theta0, G, lr)
+    assert (step > 0).all()
+    assert torch.equal(_summed_step_tolerance(z, theta0, G, lr, eta, z), step)
+    assert torch.equal(_summed_step_tolerance(e, theta0, G, lr, eta, z), e + step)
+    assert torch.equal(_summed_step_tolerance(z, theta0, G, lr, eta, e), step + eta * e)
