@@ -61,6 +61,21 @@ def test_large_eta_diverges_and_is_reported_as_such():
     assert CLAIMS["one_epoch_exact"].run(case).verdict == DIVERGED
 
 
+def test_task_arithmetic_diverges_per_task_and_per_dtype():
+    """ta_equals_mtl_step names the dtype and the task whose one-epoch loss is not finite, and
+    keeps what the dtypes before it measured: at η = 1e300 task 0 diverges in float64 (the first
+    dtype, nothing measured); at η = 1e30 float64 holds and float32 overflows."""
+    spec = NetSpec(2, (4,), 1, "tanh")
+    out = CLAIMS["ta_equals_mtl_step"].run(Case(spec=spec, n=4, tasks=2, eta=1e300))
+    assert (out.verdict, out.measurements) == (DIVERGED, {}), out.detail
+    assert out.detail == "float64: task 0 loss after one epoch inf"
+    out = CLAIMS["ta_equals_mtl_step"].run(Case(spec=spec, n=4, tasks=2, eta=1e30))
+    assert out.verdict == DIVERGED and out.detail == "float32: task 0 loss after one epoch inf"
+    assert sorted(out.measurements) == ["max_ratio_alpha0.37_float64", "max_ratio_alpha1_float64",
+                                        "max_ratio_sum_float64"], out.measurements
+    assert all(0 < v <= 1 for v in out.measurements.values()), out.measurements
+
+
 def test_relu_pattern_change_is_outside_the_regime_not_a_violation():
     """ReLU: the expansion only holds inside one activation pattern. With a wide grid the
     large-η points change the pattern; they must be excluded, never counted as violations."""
