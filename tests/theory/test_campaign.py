@@ -129,6 +129,39 @@ def test_module_entry_point(tmp_path):
     assert "one_epoch_exact" in r.stdout and "verified" in r.stdout
 
 
+def test_serial_progress_bars_fill_exactly(tmp_path, monkeypatch):
+    """A serial run shows one bar over the runs (claims, then planted variants) and, per claim,
+    one over its examples — pinned ones plus the random ones asked for — and each bar ends
+    full: total = updates (a bar sized n alone, or n & pinned, would end at 5/3 or 5/2)."""
+    import tqdm as tqdm_module
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, desc=None, **kw):
+            self.total, self.desc, self.n, self.closed = total, desc, 0, False
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def set_postfix_str(self, s):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm_module, "tqdm", Bar)
+    claim = Claim(id="always", title="t", statement="s",
+                  check=lambda case, variant=None: Outcome(HOLDS),
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
+                  variants=(Variant("v", "d", {"x": 2}, must_reject=False),), terms={"x": 1},
+                  examples=ONE_EPOCH_EXACT.examples[:2])
+    verify(registry={"always": claim}, profile="ci", out=tmp_path, max_examples=3, jobs=1)
+    got = [(b.desc, b.total, b.n, b.closed) for b in bars]
+    assert got == [("claims and variants", 2, 2, True), ("always", 5, 5, True)], got
+
+
 def test_time_budget_stops_generation_and_is_reported(tmp_path, virtual_clock):
     """No example starts after the budget, pinned ones included (on a virtual clock of one
     second per example: the count does not depend on the machine's load). The run's reported
