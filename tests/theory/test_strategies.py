@@ -98,6 +98,31 @@ def test_minibatch_cases_respect_step_budget(c):
     assert ceil(c.n / c.batch_size) * c.epochs <= 12
 
 
+def test_the_batch_size_is_drawn_among_those_the_drawn_epochs_allow(monkeypatch):
+    """With the epochs fixed and min_steps ≤ epochs, every batch size of at least
+    ⌈n / ⌊max_steps / k⌋⌉ fits the step budget, so cases() draws only such sizes and
+    nearest_schedule never has to move the pair: a smaller lower end would pile the draws that
+    it moves onto the boundary batch size (or onto fewer epochs, where they may change)."""
+    from tvgrad.theory import strategies
+
+    moved, real = [], strategies.nearest_schedule
+
+    def spy(n, k, bs, **kw):
+        out = real(n, k, bs, **kw)
+        if out != (k, bs):
+            moved.append((n, k, bs, out))
+        return out
+    monkeypatch.setattr(strategies, "nearest_schedule", spy)
+    seen = []
+
+    @settings(max_examples=100, derandomize=True, database=None)
+    @given(cases(minibatch=True, min_epochs=3, max_epochs=3, min_steps=3, max_steps=12))
+    def draw(c):
+        seen.append(c.n)
+    draw()
+    assert max(seen) > 8 and not moved, (max(seen), moved[:5])
+
+
 @given(st.data())
 def test_cases_are_valid_and_json_roundtrip(data):
     c = data.draw(cases(min_tasks=1, max_tasks=3))
