@@ -41,12 +41,18 @@ def test_same_seed_same_numbers(tmp_path):
     assert a["claims"][0]["statistics"] == b["claims"][0]["statistics"]
 
 
+def _always_holds(**kw) -> Claim:
+    """A claim over one_epoch_exact's cases whose every example holds (``kw`` overrides)."""
+    return Claim(**{"id": "always", "title": "t", "statement": "s",
+                    "check": lambda case, variant=None: Outcome(HOLDS),
+                    "strategy": ONE_EPOCH_EXACT.strategy, "case_type": ONE_EPOCH_EXACT.case_type,
+                    "variants": (), "terms": {}, **kw})
+
+
 def test_run_claim_draws_from_its_seed_unless_told_to_derandomize():
     """By default the seed picks the examples (two seeds, two sets of cases); with
     ``derandomize=True`` (the ci profile) the seed is ignored."""
-    claim = Claim(id="always", title="t", statement="s", check=lambda case, variant=None: Outcome(HOLDS),
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
-                  variants=(), terms={})
+    claim = _always_holds()
 
     def cases_of(**kw):
         return [r.case for r in run_claim(claim, max_examples=5, shrink=False, **kw).records]
@@ -152,11 +158,8 @@ def test_serial_progress_bars_fill_exactly(tmp_path, monkeypatch):
             self.closed = True
 
     monkeypatch.setattr(tqdm_module, "tqdm", Bar)
-    claim = Claim(id="always", title="t", statement="s",
-                  check=lambda case, variant=None: Outcome(HOLDS),
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
-                  variants=(Variant("v", "d", {"x": 2}, must_reject=False),), terms={"x": 1},
-                  examples=ONE_EPOCH_EXACT.examples[:2])
+    claim = _always_holds(variants=(Variant("v", "d", {"x": 2}, must_reject=False),),
+                          terms={"x": 1}, examples=ONE_EPOCH_EXACT.examples[:2])
     verify(registry={"always": claim}, profile="ci", out=tmp_path, max_examples=3, jobs=1)
     got = [(b.desc, b.total, b.n, b.closed) for b in bars]
     assert got == [("claims and variants", 2, 2, True), ("always", 5, 5, True)], got
