@@ -73,6 +73,18 @@ def test_default_sizes_stay_within_their_documented_ranges(assert_draws_within):
          lambda n: n.depth == 1 and n.widths == (1,)), edge_examples=2000)
 
 
+def test_case_defaults_stay_within_their_documented_ranges(assert_draws_within):
+    """cases() by default: seeds 0–2¹⁶, n 1–64, η log-uniform on [1e-4, 1] — reached near both
+    ends, never beyond. The seed range is what makes two random examples of one architecture
+    different networks and data: drawn from a few dozen seeds, a campaign of 200 examples would
+    re-check the same initialisations again and again, and nothing else would notice."""
+    assert_draws_within(
+        cases(),
+        lambda c: not (0 <= c.seed <= 2 ** 16 and 1 <= c.n <= 64 and 1e-4 <= c.eta <= 1.0),
+        (lambda c: c.seed > 2 ** 15, lambda c: c.n == 64, lambda c: c.eta > 0.5,
+         lambda c: c.eta < 2e-4))
+
+
 def test_reaches_deep_and_wide_networks():
     s = find(net_specs(), lambda n: n.depth == 4 and max(n.widths) == 32,
              settings=settings(max_examples=2000, database=None))
