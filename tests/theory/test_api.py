@@ -88,6 +88,19 @@ def test_list_claims_says_which_run_on_any_model():
     assert {v["id"] for v in rows["sgd_epoch_second_order"]["variants"]} >= {"reversed_order"}
 
 
+def test_each_claims_listed_params_are_the_defaults_its_check_runs_with():
+    """``Claim.params`` (what list_claims shows, and what check() accepts) is exactly the
+    keyword-only parameters of the claim's ``on_problem`` with their defaults: a listed default
+    that differs from the one used (η 1e-3 shown, 1e-2 run) would misreport every API call."""
+    with_api = [c for c in CLAIMS.values() if c.on_problem is not None]
+    assert len(with_api) >= 5, [c.id for c in with_api]
+    for claim in with_api:
+        sig = inspect.signature(claim.on_problem).parameters.values()
+        defaults = {p.name: p.default for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert dict(claim.params) == defaults, (claim.id, dict(claim.params), defaults)
+        assert all(type(claim.params[k]) is type(v) for k, v in defaults.items()), claim.id
+
+
 # -- variants as data ------------------------------------------------------------------------
 def test_every_variant_replaces_named_terms_of_its_claim():
     for claim in CLAIMS.values():
