@@ -161,6 +161,18 @@ def test_make_verify_self_tests_first():
     assert "tvgrad verify --self-test" in verify
 
 
+def test_the_result_lists_the_first_20_failures_and_counts_them_all(tmp_path):
+    """run_self_test keeps the first 20 failing ids (its docstring's promise, and what describe
+    prints) however many fail, and counts every one; 20 failures are all listed."""
+    many = ("import pytest\n\n\n@pytest.mark.parametrize('i', range({}))\n"
+            "def test_wrong(i):\n    assert i < 0\n")
+    r = selftest.run_self_test(1, root=_checkout(tmp_path / "a", test_many=many.format(22)))
+    assert r["failed"] == 22 and len(r["failures"]) == 20, (r["failed"], r["failures"])
+    assert len(set(r["failures"])) == 20 and all("test_wrong" in f for f in r["failures"])
+    r = selftest.run_self_test(1, root=_checkout(tmp_path / "b", test_many=many.format(20)))
+    assert r["failed"] == 20 and len(r["failures"]) == 20, (r["failed"], r["failures"])
+
+
 def test_describe_lists_the_first_failures_and_counts_the_rest():
     r = {"status": "failed", "passed": 3, "failed": 22, "skipped": 0, "duration_s": 1.0,
          "failures": [f"t::test_{i}" for i in range(20)]}
