@@ -22,3 +22,17 @@ def test_truncated_gd_is_exact_gd_modulo_eta_to_the_order(order, p, tasks, k):
     ts = [CubicTask(p, str(i)) for i in range(tasks)]
     diff = (gd(ts, k, order) - _truncated(gd_exact(ts, k), order)).applyfunc(sp.expand)
     assert all(e == 0 for e in diff), list(diff)
+
+
+def test_the_symbolic_cost_is_the_documented_model_and_refuses_a_slow_case(monkeypatch):
+    r"""SymCase.cost is the model its docstring states (what refuses a case before sympy runs):
+    bytes 300·T·(p³ + p² + p)·k², "flops" 2e-4·(T·p)³·k²·1e9 (1e-4 s of sympy each); and a
+    cross case with T·p = 60, k = 4 (about 691 s estimated, 0.27 GB) is refused for its time
+    under the default 300 s limit — a model that lost its time term would let it run."""
+    from tvgrad.errors import InvalidInput
+    from tvgrad.theory.claims.symbolic import SymCase
+    monkeypatch.delenv("TVGRAD_CASE_SECONDS", raising=False)
+    c = SymCase("cross", k=3, p=4, tasks=2)
+    assert c.cost() == (300.0 * 2 * (64 + 16 + 4) * 9, 2e-4 * 8 ** 3 * 9 * 1e9)
+    with pytest.raises(InvalidInput, match=r"needs about 691 s \(estimated\)"):
+        SymCase("cross", k=4, p=30, tasks=2)
