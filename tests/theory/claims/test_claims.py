@@ -342,6 +342,33 @@ def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved()
             assert 10 * floor < m["actual"] < 100 * floor, m
 
 
+@pytest.mark.parametrize("eta, key, lo, hi", [
+    (1.8755e-7, "actual", 100.0, 101.0), (1.8660e-7, "actual", 99.0, 100.0),
+    (3.6600e-7, "sgd_actual", 100.0, 101.0), (3.6450e-7, "sgd_actual", 99.0, 100.0)])
+def test_the_resolution_threshold_is_100_times_the_floor_not_99_or_101(eta, key, lo, hi):
+    r"""The "resolved" threshold (actual ≥ 100 × rounding floor, which decides whether a
+    tightness ratio is reported) sits at exactly 100×: on the case above, the k-epoch error
+    grows as η² (28.55× its floor at η = 1e-7), so η = 1.8755e-7 puts it at 100.56× and
+    1.866e-7 at 99.53×; the one-SGD-epoch error reaches 100.47× at η = 3.66e-7 and 99.68× at
+    3.645e-7. A threshold of 101× or 99× would flip the verdict on one of each pair (the
+    examples above, at 29× and at ~1e5×, do not tell 100 from 101). The first assertion pins
+    where each η lands, so a change of the case shows as such."""
+    import math
+
+    from tvgrad.theory.claims import bound_claims
+    out = bound_claims.check_error_bound(
+        Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=eta, epochs=2, radius=0.1))
+    m = out.measurements
+    x = m[key] / m["rounding_floor"]
+    assert out.verdict == HOLDS and lo <= x < hi, (eta, key, x, out.detail)
+    resolved = lo >= 100.0
+    if key == "actual":
+        assert m["actual_resolved"] is resolved and \
+            math.isnan(m["actual_over_best"]) is not resolved, (x, m)
+    else:
+        assert math.isnan(m["sgd_actual_over_bound"]) is not resolved, (x, m)
+
+
 def test_the_sgd_epoch_subcheck_runs_two_batches_the_last_smaller_when_n_is_odd(monkeypatch):
     """The error-bound claim's one-SGD-epoch sub-check splits the n samples into ⌈n/2⌉ then
     ⌊n/2⌋, as its comment states (``n // 2`` for odd n gave three batches of 1 at n = 3: the
