@@ -216,17 +216,30 @@ def test_no_draw_has_fewer_steps_than_min_steps():
 
 
 def test_about_one_mse_case_in_ten_starts_at_a_minimum():
-    """allow_minimum puts MSE targets at the outputs (∇L(θ₀) = 0) in about 1 of 10 MSE draws:
-    the zero-gradient edge is reached, without crowding out the general case."""
+    r"""allow_minimum puts MSE targets at the outputs (∇L(θ₀) = 0) when a draw of 0–9 is 9 —
+    one value in ten, which Hypothesis's preference for small choices makes about 4 % of MSE
+    draws: the zero-gradient edge is reached, without crowding out the general case.
+
+    The band is derived from the generator, not from the 1/10: the share is a statistic of
+    Hypothesis's (correlated, not i.i.d.) generation, and a derandomized run changes its draws
+    whenever anything shifts the generator's stream — its constants pool holds the numeric
+    literals of every imported tvgrad module, so an edit of a constant anywhere, or another
+    import order under xdist, gives another sample. Measured over seeds: at 400 examples the
+    share was 1.0–6.25 % (mean 3.8 %, sd 1.5 %, 20 seeds; 7 of them below the 3 % lower end
+    this test once had, so it "failed" on perturbations unrelated to the strategy); at 2000,
+    3.35–5.75 % (mean 4.5 %, sd 0.9 %, 8 seeds). Hence 2000 examples and [1 %, 25 %]: the
+    lower end ≈ 4 sd below the mean, the upper one far below what a wrong rule gives (``< 9``:
+    ~96 %, ``!= 9``, ``or``: ~96–100 %); a rule never true (``allow_minimum`` off, ``== 10``)
+    gives 0."""
     seen = []
 
-    @settings(max_examples=400, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=2000, derandomize=True, database=None, deadline=None)
     @given(cases(losses=("mse",)))
     def draw(case):
         seen.append(case.at_minimum)
     draw()
     share = sum(seen) / len(seen)
-    assert 0.03 <= share <= 0.25, share
+    assert len(seen) == 2000 and 0.01 <= share <= 0.25, (len(seen), share)
 
 
 def test_the_full_batch_claims_draw_only_full_batch_cases():
