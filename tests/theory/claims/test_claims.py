@@ -11,6 +11,12 @@ from tvgrad.theory.nets import NetSpec
 NUMERIC = [c for c in CLAIMS.values() if c.case_type is Case]
 
 
+def _tanh_case(**kw) -> Case:
+    """The small pinned tanh problem several bound-claim tests below measure (2 → 3 → 1, n = 2,
+    seed 0, ball radius 0.1), with ``kw`` (η, epochs) on top."""
+    return Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, radius=0.1, **kw)
+
+
 def _holds_test(claim):
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(case=claim.strategy())
@@ -221,8 +227,7 @@ def test_with_one_epoch_the_error_bounds_are_zero_and_their_ratios_are_left_out(
     import math
 
     from tvgrad.theory.claims import bound_claims
-    out = bound_claims.check_error_bound(
-        Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-3, epochs=1, radius=0.1))
+    out = bound_claims.check_error_bound(_tanh_case(eta=1e-3, epochs=1))
     m = out.measurements
     assert out.verdict == HOLDS, out.detail
     assert m["apriori"] == m["naive"] == m["g_anchored"] == m["best"] == 0.0, m
@@ -275,7 +280,7 @@ def test_the_gradient_and_third_derivative_checks_allow_their_derived_rounding_a
     from tvgrad.theory.cases import FFNProblem
     from tvgrad.theory.claims import bound_claims
     from tvgrad.theory.rounding import U64
-    case = Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-2, radius=0.1)
+    case = _tanh_case(eta=1e-2)
     p = FFNProblem(case).theta0.numel()
     for check, ratio, allowance in (
             (bound_claims.check_gradient_bound, "exact_over_bound", p * U64),
@@ -296,7 +301,7 @@ def test_the_hessian_check_refutes_only_beyond_the_certified_slack_of_its_eigenv
     exact-over-bound ratio, the largest of its points'). The worst point here is the ascent's
     end (it beats the fixed points by ≈ 3.5 %), and the check names it (``worst_point``)."""
     from tvgrad.theory.claims import bound_claims
-    case = Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=1e-2, radius=0.1)
+    case = _tanh_case(eta=1e-2)
     base = bound_claims.check_hessian_bound(case)
     m = base.measurements
     assert base.verdict == HOLDS, base.detail
@@ -321,8 +326,7 @@ def test_tightness_ratios_are_reported_only_where_the_actual_error_is_resolved()
 
     from tvgrad.theory.claims import bound_claims
     for eta, resolved in ((1e-9, False), (1e-7, False), (1e-2, True)):
-        out = bound_claims.check_error_bound(
-            Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=eta, epochs=2, radius=0.1))
+        out = bound_claims.check_error_bound(_tanh_case(eta=eta, epochs=2))
         m = out.measurements
         assert out.verdict == HOLDS, out.detail
         floor = m["rounding_floor"]
@@ -356,8 +360,7 @@ def test_the_resolution_threshold_is_100_times_the_floor_not_99_or_101(eta, key,
     import math
 
     from tvgrad.theory.claims import bound_claims
-    out = bound_claims.check_error_bound(
-        Case(spec=NetSpec(2, (3,), 1, "tanh"), n=2, seed=0, eta=eta, epochs=2, radius=0.1))
+    out = bound_claims.check_error_bound(_tanh_case(eta=eta, epochs=2))
     m = out.measurements
     x = m[key] / m["rounding_floor"]
     assert out.verdict == HOLDS and lo <= x < hi, (eta, key, x, out.detail)
