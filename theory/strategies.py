@@ -129,6 +129,21 @@ def nearest_schedule(n: int, k: int, batch_size: int, *, epochs: tuple[int, int]
     return k, batch_size
 
 
+MINIMUM_DRAW = st.integers(0, 9)
+"""The draw of :func:`cases` that may start a case at a minimum: ten values, one of which
+(:func:`starts_at_minimum`) does — so the zero-gradient edge is reached without crowding out
+the general case. (Hypothesis prefers small choices, so in practice about 4 % of MSE draws, not
+10 %, start at a minimum: 3.4–5.8 % over seeds at 2 000 examples.)"""
+
+
+def starts_at_minimum(allow_minimum: bool, loss: str, minimum_draw: int) -> bool:
+    """Whether a drawn case puts its MSE targets at the network's outputs (∇L(θ₀) = 0): only
+    with ``allow_minimum``, only for MSE (a cross-entropy loss has no minimum at finite
+    logits), and only for the top value, 9, of :data:`MINIMUM_DRAW`.
+    """
+    return bool(allow_minimum and loss == "mse" and minimum_draw == 9)
+
+
 @st.composite
 def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
           losses: tuple[str, ...] = ("mse", "cross_entropy"), max_depth: int = 4, max_width: int = 32,
@@ -182,8 +197,7 @@ def cases(draw, *, activations: tuple[str, ...] = ALL_ACTIVATIONS,
         reshuffle = draw(st.booleans())
     # drawn unconditionally so that every loss has the same choice sequence length (the
     # shrinker prefers shorter sequences, which would otherwise favour cross-entropy)
-    minimum_draw = draw(st.integers(0, 9))
-    at_minimum = bool(allow_minimum and loss == "mse" and minimum_draw == 9)
+    at_minimum = starts_at_minimum(allow_minimum, loss, draw(MINIMUM_DRAW))
     return Case(spec=spec, loss=loss, n=n, tasks=draw(st.integers(min_tasks, max_tasks)),
                 seed=draw(st.integers(0, 2 ** 16)), eta=draw(log_uniform(*eta)),
                 epochs=epochs, batch_size=batch_size, reshuffle=reshuffle,
