@@ -101,6 +101,28 @@ def test_each_claims_listed_params_are_the_defaults_its_check_runs_with():
         assert all(type(claim.params[k]) is type(v) for k, v in defaults.items()), claim.id
 
 
+def test_the_value_types_are_frozen():
+    """Claims, variants, cases, architectures, activations, losses, bound terms and comparison
+    results are values shared across runs — the claim registry, its variants, the cases
+    Hypothesis stores and shrinks — so none can be changed in place (a check that wrote into a
+    registry Claim or a Case would change every later run). Checked on each dataclass itself
+    and, for the registry's own values and a case, by trying to assign a field."""
+    import dataclasses
+
+    from tvgrad.theory import activations, bound, losses, module_problem, rounding
+    from tvgrad.theory.claims.base import Outcome
+
+    types = (Outcome, Variant, Claim, Case, NetSpec, activations.ActivationConstants,
+             activations.Activation, losses.Loss, bound.BoundTerms, bound.Bounds,
+             bound.AtTheta0, module_problem.ParamLayout, rounding.Comparison)
+    assert [t.__name__ for t in types if not t.__dataclass_params__.frozen] == []
+    claim = CLAIMS["multi_epoch_second_order"]
+    for value, field in ((claim, "params"), (claim.variants[0], "terms"),
+                         (Case(spec=NetSpec(1, (1,), 1)), "n"), (NetSpec(1, (1,), 1), "widths")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)
+
+
 # -- variants as data ------------------------------------------------------------------------
 def test_every_variant_replaces_named_terms_of_its_claim():
     for claim in CLAIMS.values():
