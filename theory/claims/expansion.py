@@ -193,7 +193,7 @@ def next_order_ratios(etas: Tensor, q: Tensor, floor: Tensor | None = None) -> t
     m = etas.numel()
     e1 = torch.full((m,), math.inf, dtype=torch.float64)
     e2 = torch.full((m,), math.inf, dtype=torch.float64)
-    if m < 4:
+    if m < 3:  # ê₁ needs three rows (d₁ at two points, d₂ at one); ê₂ four (by the slices)
         return e1, e2
     lam = float(etas[0] / etas[1])
     d = [q[:-1] - lam * q[1:]]              # d_1 at points 1..m-1
