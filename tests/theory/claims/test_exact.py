@@ -63,3 +63,22 @@ def test_summed_step_tolerance_is_the_three_terms_of_part_a():
     assert torch.equal(_summed_step_tolerance(z, theta0, G, lr, eta, z), step)
     assert torch.equal(_summed_step_tolerance(e, theta0, G, lr, eta, z), e + step)
     assert torch.equal(_summed_step_tolerance(z, theta0, G, lr, eta, e), step + eta * e)
+
+
+def test_merged_tolerance_carries_its_own_rounding_margin_bit_for_bit():
+    r"""The tolerance of part (b) is a float64 sum of a few positive terms, so it is multiplied
+    by (1 + 16u₆₄) to cover its own rounding. Isolated exactly: with only the summed gradients'
+    error nonzero (G = 0, S = 0, merged = mtl = 0, α = 1) and powers of two throughout
+    (η = 2⁻¹, err_G = 2⁻⁶⁰, T = 1 and 2), every product is exact, so the tolerance is
+    η·err_G/T·(1 + 2⁻⁴⁹) bit for bit — a margin dropped or shrunk (1 + 16u₆₄ → 1, a margin of
+    1u or 4u) lands on another double, though 16u₆₄ ≈ 1.8e-15 is far below what the other
+    tests' relative comparisons resolve."""
+    u64 = 2.0 ** -53
+    z = torch.zeros(2, dtype=torch.float64)
+    err = torch.full((2,), 2.0 ** -60, dtype=torch.float64)
+    for T in (1, 2):
+        tol = _merged_tolerance(S=z, err_S=z, G=z, err_G=err, merged=z, mtl=z, alpha=1.0,
+                                lr=0.5, T=T, dtype=torch.float64)
+        want = 0.5 * 2.0 ** -60 / T * (1 + 16 * u64)
+        assert want != 0.5 * 2.0 ** -60 / T  # the margin is a distinct double here
+        assert tol.tolist() == [want, want], (T, tol.tolist(), want)
