@@ -34,6 +34,26 @@ def test_lanczos_and_dense_agree_and_both_certify(name):
     assert abs(float(vec.norm()) - 1) < 1e-12
 
 
+def test_lanczos_residual_is_enlarged_by_p_u_times_the_rayleigh_quotient():
+    r"""lanczos_top's certificate r is the computed residual ‖Hx − ϑx‖ enlarged by the
+    product's rounding, a relative p·u of |ϑ| (its docstring). On H = diag(d), p = 1000,
+    |ϑ| = 3: r minus the residual recomputed with the dense diagonal is p·u·|ϑ| ≈ 3.3e-13, to
+    within 10 % — the two residuals differ by rounding only, ≤ ~u·‖Hx‖ ≈ 3e-16 (the HVP of
+    ½Σdθ² and d·x are each one rounding of dᵢxᵢ), three orders below the 10 %. A margin of
+    p·u alone (not relative to |ϑ|: a third of it here) or p·u/|ϑ| is outside."""
+    p = 1000
+    d = torch.linspace(-1.0, 1.0, p, dtype=torch.float64)
+    d[7] = 3.0
+    th = torch.zeros(p, dtype=torch.float64)
+    f = lambda t: 0.5 * (d * t * t).sum()  # noqa: E731
+    val, x, r = lanczos_top(HVPOperator(f, th), th)
+    assert abs(val - 3.0) <= 1e-12 * 3.0
+    theta = float(torch.dot(x, d * x))
+    margin = r - float((d * x - theta * x).norm())
+    want = p * 2.0 ** -53 * abs(theta)
+    assert 0.9 * want <= margin <= 1.1 * want, (margin, want)
+
+
 def test_top_eigenvalue_to_1e8_in_at_most_30_products():
     """Issue target: the top eigenvalue to 1e-8 relative within 30 HVPs (bench networks)."""
     from tvgrad.theory.bench import SIZES
