@@ -1,6 +1,6 @@
 """The planted variants of the SGD-epoch claim are exactly the changes they name (a variant
 made coarser — e.g. a remainder instead of a halving — is still rejected by the audit, so only
-these tests see it)."""
+these tests see it), and the module's constants."""
 
 from math import comb
 from types import SimpleNamespace
@@ -45,3 +45,13 @@ def test_ordered_second_is_the_sum_over_earlier_steps():
     h = e.hvps
     want = h[1](e.gs[0]) + h[2](e.gs[0] + e.gs[1])
     assert torch.allclose(_ordered_second(e), want, rtol=1e-15, atol=1e-15)
+
+
+def test_the_float32_to_float64_roundoff_ratio_is_finfos():
+    """gradient_rounding scales the float32-vs-float64 gradient difference by u₆₄/u₃₂ to
+    estimate the float64 gradient's own error: U32_OVER_U64 is that ratio of unit roundoffs,
+    2⁻²⁴ / 2⁻⁵³ = 2²⁹, as torch.finfo gives it (a wrong ratio moves every expansion claim's
+    rounding floor, and with it which η are resolved, by the same factor)."""
+    from tvgrad.theory.claims.second_order import U32_OVER_U64
+    from tvgrad.theory.rounding import unit_roundoff
+    assert U32_OVER_U64 == unit_roundoff(torch.float32) / unit_roundoff(torch.float64) == 2.0 ** 29
