@@ -245,6 +245,28 @@ def test_at_rounding_level_needs_three_full_decades_of_quiet_points():
         assert out.measurements.get("at_rounding_level", False) == (verdict == HOLDS)
 
 
+def test_a_prediction_above_rounding_is_never_at_rounding_level():
+    """'At rounding level' holds a claim whose update and prediction both stay at rounding
+    level: an update at rounding level (q ≈ 1e-20, floor 1e-15) with no η in the regime
+    (ratio 10 > ρ) holds with a zero prediction, but stays inconclusive when the claim predicts
+    a first-order term (η‖v₁‖ from 2.2e-6 to 2.2) or a second-order one (η²‖v₂‖ from 2.2e-12 to
+    2.2), each ≥ 100× the floor at every η — a wrong prediction is not confirmed by the
+    update's silence — and when the update itself is above rounding (q ≈ 1e-10, 10⁵× the
+    floor) though the prediction is zero."""
+    etas = eta_grid(1.0, 6.0)  # 25 points, η from 1 down to 1e-6
+    zero = torch.zeros(2, dtype=torch.float64)
+    big = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    q = torch.full((etas.numel(), 2), 1e-20, dtype=torch.float64)
+    ev = _ev(etas, q, ratio=10.0 * torch.ones(etas.numel()), floor=1e-15)
+    held = slope_outcome(etas, ev, zero, zero)
+    assert held.verdict == HOLDS and held.measurements.get("at_rounding_level") is True
+    loud = _ev(etas, 1e10 * q, ratio=10.0 * torch.ones(etas.numel()), floor=1e-15)
+    for e, v1, v2 in ((ev, big, zero), (ev, zero, big), (loud, zero, zero)):
+        out = slope_outcome(etas, e, v1, v2)
+        assert out.verdict == INCONCLUSIVE and "at_rounding_level" not in out.measurements, \
+            (v1.tolist(), v2.tolist(), out.verdict, out.detail[:200])
+
+
 def test_expansion_ratio_with_a_zero_first_order_term():
     """‖τ − first‖/‖first‖; with first = 0: 0 if τ = 0 too, ∞ (outside the regime) if not."""
     from tvgrad.theory.claims.second_order import expansion_ratio
