@@ -302,6 +302,24 @@ def test_per_sample_cross_entropy_constants_cover_their_exact_intervals():
     assert min(regimes.values()) >= 10, regimes
 
 
+def test_the_mse_gradient_constant_is_the_smaller_of_its_two_bounds():
+    r"""MSE's c₁ ≥ ‖∇_z ℓ‖ = ‖f(θ) − y‖ over the ball, per sample: the smaller of the global
+    ‖f‖ + ‖y‖ ≤ F + ‖y‖ and the mean-value bound ‖f(θ₀) − y‖ + J·R (the residual widened by a
+    relative 1e-12 for its rounding). On two samples where each side wins in turn (F = 10,
+    ‖y‖ = 5: global 15; resid0 = 2, J = 3, R = 0.5: local 3.5 + 2e-12; resid0 = 20: local 21.5),
+    and the global bound alone without a residual. Compared exactly: the same float64
+    operations in the same order."""
+    from tvgrad.theory.losses import LOSSES
+    c1 = LOSSES["mse"].c1
+    F = torch.tensor([10.0, 10.0], dtype=torch.float64)
+    y = torch.tensor([[3.0, 4.0], [0.0, 5.0]], dtype=torch.float64)
+    resid0 = torch.tensor([2.0, 20.0], dtype=torch.float64)
+    J = torch.tensor([3.0, 3.0], dtype=torch.float64)
+    got = c1(F, y, resid0, J, 0.5).tolist()
+    assert got == [2.0 * (1 + 1e-12) + 3.0 * 0.5, 15.0], got
+    assert c1(F, y, None, None, 0.5).tolist() == [15.0, 15.0]
+
+
 def test_extreme_draws_are_valid_and_span_the_ranges():
     import random
 
