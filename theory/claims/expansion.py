@@ -32,7 +32,7 @@ O(\eta^{j+2})``), so ``ê₁(η) = (‖d₂‖/∏(λ³−λⁱ)) / (‖d₁‖/
 ``ê₂(η) ≈ ‖c₄‖η/‖c₃‖`` estimate the relative size of the first neglected term of ``r₁`` and of
 ``r₂``. They are computed from the measured ``q`` only — never from the claimed ``v₁``, ``v₂`` —
 so a wrong claim cannot move its own window. A point enters ``r₁``'s (``r₂``'s) window only where
-``ê₁ ≤ ρ`` (``ê₂ ≤ ρ``), which needs the one (two, three) grid points above it; the top points of
+``ê₁ ≤ ρ`` (``ê₂ ≤ ρ``), which needs the two (three) grid points above it; the top points of
 the grid therefore never enter. A model so large that three rows of ``q`` exceed the claims'
 chunk memory (``CHUNK_BYTES``, 1 GiB: p > 44 M in float64, e.g. ViT-B-32) relies on the
 expansion ratio alone. A window needs at least 4 points spanning at
