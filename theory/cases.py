@@ -30,20 +30,27 @@ from .nets import NetSpec, init_module
 class Case:
     """One randomly drawn problem.
 
+    Every field but ``spec`` has a default, so a hand-written ``tvgrad reproduce --case`` JSON
+    may give only the fields it changes.
+
     Args:
         spec: the network architecture.
-        loss: ``"cross_entropy"`` or ``"mse"``.
-        n: samples per task.
-        tasks: number of tasks T (each has its own data, same θ₀).
-        seed: seeds the weights θ₀ and the data.
-        eta: learning rate η (claims with an automatic η grid ignore it).
-        epochs: k, the number of epochs.
-        batch_size: ``None`` for full batch, else minibatch size (last batch smaller).
-        reshuffle: draw a new sample order each epoch (minibatch claims).
-        at_minimum: MSE targets equal the network's outputs, so ∇L(θ₀) = 0 exactly.
-        radius: ball radius R around θ₀ (bound claims only).
-        x_scale: inputs are multiplied by this (large inputs make σ'' terms dominate).
-        y_scale: MSE targets are multiplied by this (large residuals weight the σ'' terms).
+        loss: ``"cross_entropy"`` or ``"mse"`` (default ``"mse"``).
+        n: samples per task (default ``8``).
+        tasks: number of tasks T, each with its own data, same θ₀ (default ``1``).
+        seed: seeds the weights θ₀ and the data (default ``0``).
+        eta: learning rate η; claims with an automatic η grid ignore it (default ``0.01``).
+        epochs: k, the number of epochs (default ``1``).
+        batch_size: ``None`` for full batch, else minibatch size, the last batch smaller
+            (default ``None``).
+        reshuffle: draw a new sample order each epoch, minibatch claims (default ``False``).
+        at_minimum: MSE targets equal the network's outputs, so ∇L(θ₀) = 0 exactly
+            (default ``False``).
+        radius: ball radius R around θ₀, bound claims only (default ``None``).
+        x_scale: inputs are multiplied by this; large inputs make σ'' terms dominate
+            (default ``1.0``).
+        y_scale: MSE targets are multiplied by this; large residuals weight the σ'' terms
+            (default ``1.0``).
     """
 
     spec: NetSpec

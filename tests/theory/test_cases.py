@@ -77,6 +77,29 @@ def test_case_json_roundtrip():
     assert json.loads(c.to_json())["spec"]["widths"] == [3, 5]
 
 
+def test_a_partial_case_json_takes_the_documented_defaults():
+    """``tvgrad reproduce --case`` accepts a hand-written JSON that gives only ``spec``: every
+    other field takes the default that Case's docstring states ("(default ``v``)"), each read
+    from the docstring and compared with the dataclass — so a default changed in the code (n
+    8 → 7, say) or in the docs alone is caught."""
+    import ast
+    import dataclasses
+    import inspect
+    import re
+
+    doc = inspect.getdoc(Case)
+    case = Case.from_json(json.dumps({"spec": {"in_dim": 2, "widths": [3], "out_dim": 1}}))
+    fields = [f for f in dataclasses.fields(Case) if f.name != "spec"]
+    assert fields and all(f.default is not dataclasses.MISSING for f in fields)
+    for f in fields:
+        entry = re.search(rf"^    {f.name}: ((?:[^\n]|\n {{8}})*)", doc, re.M)  # with its continuation lines
+        m = entry and re.search(r"\(default ``(.+?)``\)", entry.group(1))
+        assert m, f"Case's docstring states no default for {f.name}"
+        documented = ast.literal_eval(m.group(1))
+        assert f.default == documented and type(f.default) is type(documented), (f.name, f.default, documented)
+        assert getattr(case, f.name) == documented, f.name
+
+
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 def test_same_theta0_in_float32_and_float64(act):
     spec = NetSpec(3, (5, 2), 2, act)
