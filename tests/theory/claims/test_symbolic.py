@@ -36,3 +36,19 @@ def test_the_symbolic_cost_is_the_documented_model_and_refuses_a_slow_case(monke
     assert c.cost() == (300.0 * 2 * (64 + 16 + 4) * 9, 2e-4 * 8 ** 3 * 9 * 1e9)
     with pytest.raises(InvalidInput, match=r"needs about 691 s \(estimated\)"):
         SymCase("cross", k=4, p=30, tasks=2)
+
+
+@pytest.mark.parametrize("kind", ["one_step", "gd", "cross"])
+def test_each_kind_of_symbolic_case_proves_its_own_identity(kind):
+    """A symbolic case checks the identity of its kind: with the sign flipped, a one-step case
+    fails the exact d₁ = −ηg (its detail names d₁), a k-epoch case and a two-task cross case fail
+    their η² expansions — so a kind dispatched to another kind's branch (a one-step case run as
+    a one-task cross case, where TA − MTL ≡ 0 whatever the sign) is caught."""
+    from tvgrad.theory.claims import VIOLATED
+    from tvgrad.theory.claims.symbolic import SYM_TERMS, SymCase, check_symbolic
+    case = {"one_step": SymCase("one_step"), "gd": SymCase("gd", k=2),
+            "cross": SymCase("cross", k=2, tasks=2)}[kind]
+    assert check_symbolic(case).verdict == "holds"
+    out = check_symbolic(case, {**SYM_TERMS, "sign": -SYM_TERMS["sign"]})
+    assert out.verdict == VIOLATED and out.measurements["kind"] == kind
+    assert out.detail.startswith("d_1") == (kind == "one_step"), out.detail[:80]
