@@ -41,6 +41,7 @@ def test_lanczos_residual_is_enlarged_by_p_u_times_the_rayleigh_quotient():
     within 10 % — the two residuals differ by rounding only, ≤ ~u·‖Hx‖ ≈ 3e-16 (the HVP of
     ½Σdθ² and d·x are each one rounding of dᵢxᵢ), three orders below the 10 %. A margin of
     p·u alone (not relative to |ϑ|: a third of it here) or p·u/|ϑ| is outside."""
+    from tvgrad.theory.rounding import U64
     p = 1000
     d = torch.linspace(-1.0, 1.0, p, dtype=torch.float64)
     d[7] = 3.0
@@ -50,7 +51,7 @@ def test_lanczos_residual_is_enlarged_by_p_u_times_the_rayleigh_quotient():
     assert abs(val - 3.0) <= 1e-12 * 3.0
     theta = float(torch.dot(x, d * x))
     margin = r - float((d * x - theta * x).norm())
-    want = p * 2.0 ** -53 * abs(theta)
+    want = p * U64 * abs(theta)
     assert 0.9 * want <= margin <= 1.1 * want, (margin, want)
 
 

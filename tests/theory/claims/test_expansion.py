@@ -4,8 +4,13 @@ import math
 
 import torch
 
+from tvgrad.theory.cases import Case
 from tvgrad.theory.claims import DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED
 from tvgrad.theory.claims.expansion import CONTAMINATION, GridEval, eta_grid, fit_slope, slope_outcome
+from tvgrad.theory.nets import NetSpec
+
+CHUNKED_CASE = Case(spec=NetSpec(3, (5,), 2, "tanh"), n=6, epochs=3, seed=2)
+"""The problem the chunked-grid tests run whole and one η per chunk (32 parameters)."""
 
 
 def _ev(etas, q, ratio=None, floor=1e-30, finite=None):
@@ -62,11 +67,9 @@ def test_everything_diverged_is_diverged_and_below_floor_is_inconclusive():
 
 def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
     """Large models run the η grid in chunks (down to one η) and keep per-η norms only."""
-    from tvgrad.theory.cases import Case
     from tvgrad.theory.claims import CLAIMS
     from tvgrad.theory.claims import second_order as so
-    from tvgrad.theory.nets import NetSpec
-    case = Case(spec=NetSpec(3, (5,), 2, "tanh"), n=6, epochs=3, seed=2)
+    case = CHUNKED_CASE
     whole = CLAIMS["multi_epoch_second_order"].run(case)
     seen = []
     real = so._evaluate_rows
@@ -100,11 +103,9 @@ def test_chunked_next_order_estimates_equal_the_whole_grids_at_every_point(monke
     by an ulp between a chunk and the whole grid, and d₁, d₂ cancel: 6e-7 relative at
     η = 5.6e-6 on this case, 1e-15 at η = 0.3), so they are compared through the summary
     measurements of the test above, not here."""
-    from tvgrad.theory.cases import Case
     from tvgrad.theory.claims import CLAIMS
     from tvgrad.theory.claims import second_order as so
-    from tvgrad.theory.nets import NetSpec
-    case = Case(spec=NetSpec(3, (5,), 2, "tanh"), n=6, epochs=3, seed=2)
+    case = CHUNKED_CASE
     real = so._evaluate
 
     def grids(chunk_bytes):
