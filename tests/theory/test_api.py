@@ -101,21 +101,54 @@ def test_each_claims_listed_params_are_the_defaults_its_check_runs_with():
         assert all(type(claim.params[k]) is type(v) for k, v in defaults.items()), claim.id
 
 
+# Dataclasses of tvgrad.theory that hold state while a computation runs; every other one is a value.
+MUTABLE_DATACLASSES = {"tvgrad.theory.module_problem.TaskData", "tvgrad.theory.training.Trajectories",
+                       "tvgrad.theory.campaign.ExampleRecord", "tvgrad.theory.campaign.RunResult",
+                       "tvgrad.theory.claims.expansion.GridEval"}
+
+
+def _theory_dataclasses() -> dict[str, type]:
+    """Every dataclass defined in a module of tvgrad.theory (imported by walking the package)."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import tvgrad.theory as theory
+
+    found = {}
+    for info in pkgutil.walk_packages(theory.__path__, "tvgrad.theory."):
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and dataclasses.is_dataclass(obj)
+                    and obj.__module__ == info.name):
+                found[f"{info.name}.{obj.__qualname__}"] = obj
+    return found
+
+
 def test_the_value_types_are_frozen():
-    """Claims, variants, cases, architectures, activations, losses, bound terms and comparison
-    results are values shared across runs — the claim registry, its variants, the cases
-    Hypothesis stores and shrinks — so none can be changed in place (a check that wrote into a
-    registry Claim or a Case would change every later run). Checked on each dataclass itself
-    and, for the registry's own values and a case, by trying to assign a field."""
+    """Claims, variants, cases, architectures, activations, losses, bound terms, slope fits and
+    comparison results are values shared across runs — the claim registry, its variants, the
+    cases Hypothesis stores and shrinks — so none can be changed in place (a check that wrote
+    into a registry Claim or a Case would change every later run). Every dataclass of
+    tvgrad.theory is frozen but the few listed in ``MUTABLE_DATACLASSES``, which hold a run's
+    state; checked on each dataclass itself and, for the registry's own values and a case, by
+    trying to assign a field."""
     import dataclasses
 
     from tvgrad.theory import activations, bound, losses, module_problem, rounding
+    from tvgrad.theory.claims import expansion, symbolic
     from tvgrad.theory.claims.base import Outcome
 
-    types = (Outcome, Variant, Claim, Case, NetSpec, activations.ActivationConstants,
+    found = _theory_dataclasses()
+    named = (Outcome, Variant, Claim, Case, NetSpec, activations.ActivationConstants,
              activations.Activation, losses.Loss, bound.BoundTerms, bound.Bounds,
-             bound.AtTheta0, module_problem.ParamLayout, rounding.Comparison)
-    assert [t.__name__ for t in types if not t.__dataclass_params__.frozen] == []
+             bound.AtTheta0, module_problem.ParamLayout, rounding.Comparison, expansion.SlopeFit,
+             symbolic.SymCase)
+    # the walk finds the named values and the listed mutable ones (it sees every module)
+    assert {f"{t.__module__}.{t.__qualname__}" for t in named} | MUTABLE_DATACLASSES <= set(found)
+    assert sorted(name for name, t in found.items()
+                  if not t.__dataclass_params__.frozen and name not in MUTABLE_DATACLASSES) == []
+    assert sorted(name for name in MUTABLE_DATACLASSES if found[name].__dataclass_params__.frozen) == []
     claim = CLAIMS["multi_epoch_second_order"]
     for value, field in ((claim, "params"), (claim.variants[0], "terms"),
                          (Case(spec=NetSpec(1, (1,), 1)), "n"), (NetSpec(1, (1,), 1), "widths")):
