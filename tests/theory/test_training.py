@@ -1,8 +1,9 @@
 """run_steps: every learning rate's trajectory at once, vectorised or looped (theory/training.py)."""
 
 import torch
+from torch._C._functorch import is_batchedtensor
 
-from tvgrad.theory.training import run_steps
+from tvgrad.theory.training import _rowwise, run_steps
 
 A = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
 TH0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
@@ -38,6 +39,34 @@ def test_every_row_is_its_own_gradient_descent_vectorised_or_looped():
             tau, gsum = _reference(steps, eta)
             assert torch.allclose(tr.tau[i], tau, rtol=1e-14, atol=1e-15), (f.__name__, i)
             assert abs(float(tr.grad_norm_sum[i]) - gsum) <= 1e-13 * gsum, (f.__name__, i)
+
+
+def test_rowwise_tries_vmap_once_and_falls_back_to_the_loop_for_good():
+    """``_rowwise`` maps a function over the rows with one ``vmap`` call where it works (the
+    function sees one batched tensor); where it fails (data-dependent control flow) it runs the
+    rows one by one, stacking tuple results part by part — and never tries ``vmap`` again (a
+    failed ``vmap`` costs a trace on every later call: thousands per η grid)."""
+    x = torch.arange(6.0, dtype=torch.float64).reshape(3, 2)
+    seen = []
+
+    def fine(row):
+        seen.append(is_batchedtensor(row))
+        return row * 2
+
+    assert torch.equal(_rowwise(fine)(x), 2 * x) and seen == [True]
+
+    def branchy(row):  # .item() has no batching rule
+        seen.append(is_batchedtensor(row))
+        return (row * 2, row + 1) if row.sum().item() > -1 else (row, row)
+
+    seen.clear()
+    f = _rowwise(branchy)
+    for call in range(2):
+        out = f(x)
+        assert isinstance(out, tuple) and len(out) == 2
+        assert torch.equal(out[0], 2 * x) and torch.equal(out[1], x + 1)
+        assert seen == ([True] if call == 0 else []) + [False] * 3, (call, seen)
+        seen.clear()
 
 
 def test_different_step_losses_are_taken_in_order():
