@@ -1,5 +1,6 @@
 """run_steps: every learning rate's trajectory at once, vectorised or looped (theory/training.py)."""
 
+import pytest
 import torch
 from torch._C._functorch import is_batchedtensor
 
@@ -67,6 +68,24 @@ def test_rowwise_tries_vmap_once_and_falls_back_to_the_loop_for_good():
         assert torch.equal(out[0], 2 * x) and torch.equal(out[1], x + 1)
         assert seen == ([True] if call == 0 else []) + [False] * 3, (call, seen)
         seen.clear()
+
+
+@pytest.mark.parametrize("error", [RuntimeError, NotImplementedError, ValueError, TypeError])
+def test_rowwise_falls_back_on_each_error_vmap_raises_for_an_unsupported_function(error):
+    """What ``vmap`` raises for a function it cannot batch depends on the op (RuntimeError for
+    ``.item()``, NotImplementedError for an op without a batching rule, ValueError or TypeError
+    from a user's model inspecting its input): each of the four switches to the loop; another
+    error propagates."""
+    x = torch.arange(4.0, dtype=torch.float64).reshape(2, 2)
+
+    def refuses_batches(row, error=error):
+        if is_batchedtensor(row):
+            raise error("no batching")
+        return row + 1
+
+    assert torch.equal(_rowwise(refuses_batches)(x), x + 1)
+    with pytest.raises(KeyError):
+        _rowwise(lambda row: refuses_batches(row, KeyError))(x)
 
 
 def test_different_step_losses_are_taken_in_order():
