@@ -392,3 +392,77 @@ def test_quantiles_skip_non_finite_values_and_are_empty_without_any():
     assert _quantiles([]) == {} and _quantiles([float("nan"), "x", None]) == {}
     q = _quantiles([float("inf"), 3.0, 1.0, 2.0, float("nan")])
     assert q == {"n": 3, "min": 1.0, "q05": 1.0, "median": 2.0, "q95": 3.0, "max": 3.0}
+
+
+def test_shrinking_stops_after_a_pass_that_finds_no_smaller_failure():
+    """The greedy descent ends when one pass over the candidates finds nothing smaller that
+    fails: a failure that shrinks nowhere costs one run per valid candidate, not ``max_tries``
+    runs of the same candidates again and again."""
+    from tvgrad.theory.campaign import _simpler, shrink_case
+
+    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
+    runs = []
+
+    def check(case, variant=None):
+        runs.append(case)
+        return Outcome(VIOLATED) if case == big else Outcome(HOLDS)
+    claim = Claim(id="shrinks_nowhere", title="t", statement="s", check=check,
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
+                  variants=(), terms={})
+    valid = []
+    for cand in _simpler(json.loads(big.to_json())):
+        try:
+            valid.append(Case.from_json(json.dumps(cand)))
+        except Exception:  # noqa: BLE001 - shrink_case skips the invalid ones too
+            pass
+    assert 3 <= len(valid) < 100
+    first = (big, VIOLATED, {}, "")
+    assert shrink_case(claim, None, first) is first
+    assert runs == valid
+
+
+def test_shrinking_restarts_from_each_smaller_failure_it_keeps():
+    """Greedy descent: once a candidate fails the same way it becomes the current case, and
+    every later candidate is a one-field simplification of it — not a leftover candidate of
+    the case it replaced (which could undo the shrink just kept)."""
+    from tvgrad.theory.campaign import _simpler, shrink_case
+
+    def candidates(case):
+        out = []
+        for cand in _simpler(json.loads(case.to_json())):
+            try:
+                out.append(Case.from_json(json.dumps(cand)))
+            except Exception:  # noqa: BLE001 - shrink_case skips the invalid ones too
+                pass
+        return out
+
+    runs = []
+
+    def check(case, variant=None):
+        runs.append(case)
+        return Outcome(VIOLATED) if max(case.spec.widths) >= 3 else Outcome(HOLDS)
+    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
+    claim = Claim(id="shrinks_greedily", title="t", statement="s", check=check,
+                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
+                  variants=(), terms={})
+    case, verdict, _, _ = shrink_case(claim, None, (big, VIOLATED, {}, ""))
+    current, kept = big, 0
+    for c in runs:
+        assert c in candidates(current), (current, c)
+        if max(c.spec.widths) >= 3:
+            current, kept = c, kept + 1
+    assert kept >= 2 and case == current and case.spec.widths == (3,)
+
+
+def test_theory_json_is_strict_json_a_nan_is_refused_not_written(tmp_path):
+    """theory.json is read by strict JSON parsers (browsers, jq): its writer refuses NaN and
+    infinities (the campaign maps them to null before) instead of writing the non-standard
+    ``NaN`` token; the snapshot already published stays current."""
+    out = campaign._Outputs(tmp_path, [], {"claims": []}, CLAIMS, "theory")
+    out.flush()
+    before = (tmp_path / "theory.json").read_text()
+    for bad in (float("nan"), float("inf")):
+        out.doc["time_budget_s"] = bad
+        with pytest.raises(ValueError, match="JSON compliant"):
+            out.flush()
+        assert (tmp_path / "theory.json").read_text() == before
