@@ -12,8 +12,10 @@ from tvgrad.cli import main
 from tvgrad.errors import InvalidInput
 from tvgrad.theory import campaign
 from tvgrad.theory.campaign import run_claim, verify
+from tvgrad.theory.cases import Case
 from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Variant
 from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
+from tvgrad.theory.nets import NetSpec
 
 
 def test_verify_writes_valid_json_and_csv(tmp_path):
@@ -138,14 +140,16 @@ def test_module_entry_point(tmp_path):
 def test_serial_progress_bars_fill_exactly(tmp_path, monkeypatch):
     """A serial run shows one bar over the runs (claims, then planted variants) and, per claim,
     one over its examples — pinned ones plus the random ones asked for — and each bar ends
-    full: total = updates (a bar sized n alone, or n & pinned, would end at 5/3 or 5/2)."""
+    full: total = updates (a bar sized n alone, or n & pinned, would end at 5/3 or 5/2).
+    Both are drawn on stderr (stdout carries the summary table), follow the terminal's width,
+    and a claim's bar is cleared when its claim ends (one line per claim would pile up)."""
     import tqdm as tqdm_module
 
     bars = []
 
     class Bar:
         def __init__(self, total=None, desc=None, **kw):
-            self.total, self.desc, self.n, self.closed = total, desc, 0, False
+            self.total, self.desc, self.n, self.closed, self.kw = total, desc, 0, False, kw
             bars.append(self)
 
         def update(self, k=1):
@@ -163,6 +167,28 @@ def test_serial_progress_bars_fill_exactly(tmp_path, monkeypatch):
     verify(registry={"always": claim}, profile="ci", out=tmp_path, max_examples=3, jobs=1)
     got = [(b.desc, b.total, b.n, b.closed) for b in bars]
     assert got == [("claims and variants", 2, 2, True), ("always", 5, 5, True)], got
+    shown = dict(file=sys.stderr, dynamic_ncols=True)
+    assert [b.kw for b in bars] == [dict(unit="run", **shown), dict(unit="ex", leave=False, **shown)]
+
+
+@pytest.mark.parametrize("fails", ["raises", "violated"])
+def test_the_first_failure_is_recorded_once_and_the_shrinking_calls_are_not_examples(fails):
+    """The examples of a run are the cases checked up to its first failure, that failure last
+    (``first_failure_index`` = their count, what a variant's "rejected after" reports); the
+    calls Hypothesis makes while shrinking it, failing or not, are not examples."""
+    def check(case, variant=None):
+        if case.n >= 3:
+            if fails == "raises":
+                raise ValueError("planted")
+            return Outcome(VIOLATED, detail="planted")
+        return Outcome(HOLDS)
+    pinned = Case(spec=NetSpec(in_dim=2, widths=(3,), out_dim=2), n=1)
+    res = run_claim(_always_holds(check=check, examples=(pinned,)), max_examples=50, seed=0)
+    verdicts = [r.verdict for r in res.records]
+    failed = "error" if fails == "raises" else VIOLATED
+    assert verdicts[-1] == failed and verdicts.count(failed) == 1, verdicts
+    assert set(verdicts[:-1]) <= {HOLDS} and res.first_failure_index == len(verdicts)
+    assert res.counterexample is not None and json.loads(res.counterexample["case"])["n"] == 3
 
 
 def test_time_budget_stops_generation_and_is_reported(tmp_path, virtual_clock):
