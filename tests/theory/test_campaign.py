@@ -128,6 +128,14 @@ def test_output_dir_that_is_a_file(tmp_path):
         verify(claims=["one_epoch_exact"], profile="ci", out=f, max_examples=1)
 
 
+def test_a_missing_output_dir_is_created_with_its_parents_and_left_empty(tmp_path):
+    """``--out runs/2026/theory`` need not exist: it is made, parents included, and the
+    writability probe leaves nothing behind."""
+    out = tmp_path / "runs" / "2026" / "theory"
+    assert campaign.check_out_dir(out) == out and out.is_dir() and list(out.iterdir()) == []
+    assert campaign.check_out_dir(out) == out  # an existing one is fine too
+
+
 @pytest.mark.slow
 def test_module_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tvgrad", "verify", "--profile", "ci",
