@@ -81,6 +81,17 @@ def test_theta_in_the_callers_graph_keeps_its_derivative(problem):
     assert rel <= 1e-12, f"autograd through gradient() vs HVP: relative difference {rel:.2e}"
 
 
+def test_eager_results_are_plain_values_that_keep_no_graph(problem):
+    """Eager gradients and HVPs are values: no autograd graph hangs on them (a graph kept on
+    each gradient of a trajectory would hold every step's forward pass in memory), while the
+    operator keeps its own first-pass graph for its products."""
+    f, th = problem.loss_fn(0), problem.theta0
+    op = HVPOperator(f, th)
+    for what, t in (("gradient", gradient(f, th)), ("operator's gradient", op.grad),
+                    ("operator's product", op(th)), ("product", op(th)), ("hvp", hvp(f, th, th))):
+        assert t.grad_fn is None and not t.requires_grad, what
+
+
 def test_affine_loss_has_zero_hessian():
     f = lambda t: (2.0 * t).sum()  # noqa: E731
     th = torch.ones(4, dtype=torch.float64)
