@@ -99,6 +99,20 @@ def test_affine_loss_has_zero_hessian():
     assert torch.equal(hvp(f, th, th), torch.zeros_like(th))
 
 
+def test_a_tensor_of_the_caller_that_requires_grad_is_a_constant_for_theta():
+    """A loss may close over a tensor that requires grad (a parameter of another module, not
+    part of θ): for θ it is a constant, so ⟨θ, w⟩ has gradient w and Hessian zero, and a loss
+    of w alone gradient zero — not ``None`` from autograd's graph, which reaches w but not θ."""
+    w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    th = torch.ones(3, dtype=torch.float64)
+    linear = lambda t: (t * w).sum()  # noqa: E731
+    assert torch.equal(gradient(linear, th), w.detach())
+    assert torch.equal(hvp(linear, th, th), torch.zeros_like(th))
+    assert torch.equal(HVPOperator(linear, th)(th), torch.zeros_like(th))
+    only_w = lambda t: (t.detach() * 0).sum() + (w ** 2).sum()  # noqa: E731
+    assert torch.equal(gradient(only_w, th), torch.zeros_like(th))
+
+
 class _Tied(torch.nn.Module):
     def __init__(self):
         super().__init__()
