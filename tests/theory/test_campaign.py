@@ -266,14 +266,19 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
 
 def test_the_profiles_are_registered_as_documented():
     """ci: 12 derandomized examples; dev 40; verify 200; deep 2000 (theory/profiles.py); each
-    registered with Hypothesis under its name, with no deadline and no database."""
-    from hypothesis import settings
+    registered with Hypothesis under its name, with no deadline and no database; a failing
+    property prints its ``@reproduce_failure`` blob; the health checks that a slow float64
+    property trips by design (too slow, large data, many filtered draws) are off."""
+    from hypothesis import HealthCheck, settings
 
     from tvgrad.theory.profiles import EXAMPLES
     assert EXAMPLES == {"ci": 12, "dev": 40, "verify": 200, "deep": 2000}
     for name, n in EXAMPLES.items():
         s = settings.get_profile(name)
         assert s.max_examples == n and s.deadline is None and s.database is None, name
+        assert s.print_blob, name
+        assert set(s.suppress_health_check) == {HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                HealthCheck.filter_too_much}, name
     # (the others inherit Hypothesis's defaults, which derandomize too where CI is detected)
     assert settings.get_profile("ci").derandomize
 
