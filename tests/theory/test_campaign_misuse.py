@@ -324,10 +324,15 @@ def test_memory_messages_and_the_meminfo_parse(monkeypatch):
     assert limits._fmt_bytes(1023) == "1.02e+03 B" and limits._fmt_bytes(1024) == "1 KB"
     assert limits._fmt_bytes(2.0 ** 50) == "1 PB" and limits._fmt_bytes(2.0 ** 50 - 2 ** 30) == "1.02e+03 TB"
 
-    def no_sysconf(name):
-        raise ValueError(f"unknown {name}")
-    monkeypatch.setattr(os, "sysconf", no_sysconf)
-    assert limits.available_bytes() == 8 * 2 ** 30  # neither known: assume 8 GiB
+    # neither known — sysconf refuses the name (ValueError), fails (OSError) or does not
+    # exist (AttributeError: Windows) — assume 8 GiB
+    for error in (ValueError, OSError):
+        def no_sysconf(name, error=error):
+            raise error(f"unknown {name}")
+        monkeypatch.setattr(os, "sysconf", no_sysconf)
+        assert limits.available_bytes() == 8 * 2 ** 30, error
+    monkeypatch.delattr(os, "sysconf")
+    assert limits.available_bytes() == 8 * 2 ** 30
 
 
 def test_pinned_case_shrinking_halves_integers_and_rounds_floats():
