@@ -220,3 +220,24 @@ def test_reshuffled_batches_depend_on_the_seed_and_only_on_it():
     assert len(set(orders.values())) == 6, orders
     plain = batch_sequence(8, 3, 2, False, 0)
     assert torch.equal(torch.cat(plain), torch.arange(8).repeat(2))
+
+
+def test_preactivations_are_each_hidden_layers_input_to_its_activation():
+    """``preactivations(θ, t)`` (the ReLU pattern checks' input) is, per hidden layer, W h + b
+    on task t's inputs, with h the previous layer's activation — one (n, width) tensor per
+    hidden layer, none for the output layer."""
+    case = Case(spec=NetSpec(3, (5, 4), 2, "relu"), n=6, seed=1, tasks=2)
+    prob = Problem.build(case)
+    theta = prob.theta0 + 0.1  # away from θ₀: the parameters used are θ's, not the module's
+    p = prob.layout.unflatten(theta)
+    for task in range(2):
+        h, want = prob.data[task].x, []
+        for i in range(2):
+            z = h @ p[f"layers.{i}.weight"].T + p[f"layers.{i}.bias"]
+            want.append(z)
+            h = torch.relu(z)
+        got = prob.preactivations(theta, task)
+        assert [tuple(z.shape) for z in got] == [(6, 5), (6, 4)]
+        for g, w in zip(got, want):
+            # the same products as nn.Linear, perhaps summed in another order: a few ulps (u ≈ 1e-16)
+            assert torch.allclose(g, w, rtol=1e-14, atol=1e-14), task
