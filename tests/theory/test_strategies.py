@@ -269,3 +269,17 @@ def test_the_full_batch_claims_draw_only_full_batch_cases():
             continue
         with pytest.raises(NoSuchExample):
             find(claim.strategy(), minibatch, settings=settings(max_examples=60, database=None))
+
+
+def test_the_full_batch_claims_pin_only_full_batch_examples():
+    """The pinned examples follow the same rule as the draws: ``edge_cases()`` is full batch
+    unless asked (``minibatch=True``: batch size 3 where n allows), so every claim but the SGD
+    one pins full-batch cases only, and the SGD one pins minibatch ones."""
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims.second_order import SGD_EPOCH_SECOND_ORDER
+
+    assert all(c.batch_size is None and not c.reshuffle for c in edge_cases())
+    assert {c.batch_size for c in edge_cases(minibatch=True)} == {3, None}  # None: n = 1
+    for claim in CLAIMS.values():
+        mini = [isinstance(c, Case) and c.batch_size is not None for c in claim.examples]
+        assert any(mini) if claim is SGD_EPOCH_SECOND_ORDER else not any(mini), claim.id
