@@ -399,11 +399,24 @@ def test_quantiles_skip_non_finite_values_and_are_empty_without_any():
     assert q == {"n": 3, "min": 1.0, "q05": 1.0, "median": 2.0, "q95": 3.0, "max": 3.0}
 
 
+def _valid_candidates(case: Case) -> list[Case]:
+    """shrink_case's candidates for ``case`` that are valid cases, in the order it tries them."""
+    from tvgrad.theory.campaign import _simpler
+
+    out = []
+    for cand in _simpler(json.loads(case.to_json())):
+        try:
+            out.append(Case.from_json(json.dumps(cand)))
+        except Exception:  # noqa: BLE001 - shrink_case skips the invalid ones too
+            pass
+    return out
+
+
 def test_shrinking_stops_after_a_pass_that_finds_no_smaller_failure():
     """The greedy descent ends when one pass over the candidates finds nothing smaller that
     fails: a failure that shrinks nowhere costs one run per valid candidate, not ``max_tries``
     runs of the same candidates again and again."""
-    from tvgrad.theory.campaign import _simpler, shrink_case
+    from tvgrad.theory.campaign import shrink_case
 
     big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
     runs = []
@@ -414,12 +427,7 @@ def test_shrinking_stops_after_a_pass_that_finds_no_smaller_failure():
     claim = Claim(id="shrinks_nowhere", title="t", statement="s", check=check,
                   strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
                   variants=(), terms={})
-    valid = []
-    for cand in _simpler(json.loads(big.to_json())):
-        try:
-            valid.append(Case.from_json(json.dumps(cand)))
-        except Exception:  # noqa: BLE001 - shrink_case skips the invalid ones too
-            pass
+    valid = _valid_candidates(big)
     assert 3 <= len(valid) < 100
     first = (big, VIOLATED, {}, "")
     assert shrink_case(claim, None, first) is first
@@ -430,16 +438,7 @@ def test_shrinking_restarts_from_each_smaller_failure_it_keeps():
     """Greedy descent: once a candidate fails the same way it becomes the current case, and
     every later candidate is a one-field simplification of it — not a leftover candidate of
     the case it replaced (which could undo the shrink just kept)."""
-    from tvgrad.theory.campaign import _simpler, shrink_case
-
-    def candidates(case):
-        out = []
-        for cand in _simpler(json.loads(case.to_json())):
-            try:
-                out.append(Case.from_json(json.dumps(cand)))
-            except Exception:  # noqa: BLE001 - shrink_case skips the invalid ones too
-                pass
-        return out
+    from tvgrad.theory.campaign import shrink_case
 
     runs = []
 
@@ -453,7 +452,7 @@ def test_shrinking_restarts_from_each_smaller_failure_it_keeps():
     case, verdict, _, _ = shrink_case(claim, None, (big, VIOLATED, {}, ""))
     current, kept = big, 0
     for c in runs:
-        assert c in candidates(current), (current, c)
+        assert c in _valid_candidates(current), (current, c)
         if max(c.spec.widths) >= 3:
             current, kept = c, kept + 1
     assert kept >= 2 and case == current and case.spec.widths == (3,)
