@@ -25,12 +25,13 @@ SYNTHETIC = textwrap.dedent('''
             return Outcome(v, {"x": 1.0}, f"always {v}")
         return check
 
-    def claim(cid, verdict, variant_verdict="violated", raise_in=None):
+    def claim(cid, verdict, variant_verdict="violated", raise_in=None, estimate=False):
         terms = {"verdict": verdict, "error": False}
         var = ({"error": True} if raise_in == "variant" else {"verdict": variant_verdict})
         return Claim(id=cid, title=cid, statement="s", check=fixed(verdict, raise_in),
                      strategy=ONE_EPOCH_EXACT.strategy, case_type=ONE_EPOCH_EXACT.case_type,
-                     terms=terms, variants=(Variant("v", "planted", var),))
+                     terms=terms, variants=(Variant("v", "planted", var),),
+                     **({"estimate": True} if estimate else {}))  # else the default: a bound
 
     SYNTHETIC = {
         "always_holds": claim("always_holds", "holds"),
@@ -40,6 +41,8 @@ SYNTHETIC = textwrap.dedent('''
         "always_errors": claim("always_errors", "holds", raise_in="claim"),
         "variant_errors": claim("variant_errors", "holds", raise_in="variant"),
         "variant_holds": claim("variant_holds", "holds", variant_verdict="holds"),
+        "estimate_holds": claim("estimate_holds", "holds", estimate=True),
+        "estimate_violated": claim("estimate_violated", "violated", estimate=True),
     }
     for k, v in SYNTHETIC.items():
         CLAIMS[k] = v
@@ -53,6 +56,10 @@ EXPECTED = {  # claim id: (status, exit code of a run of that claim alone)
     "always_errors": ("error", 1),
     "variant_errors": ("verified", 1),   # an errored variant is not a rejection
     "variant_holds": ("verified", 1),    # a must-reject variant that was not rejected
+    # an estimate (Claim.estimate: its right-hand side is not a bound) is never "verified",
+    # and its status is reported, not counted in the exit code
+    "estimate_holds": ("consistent", 0),
+    "estimate_violated": ("inconsistent", 0),
 }
 
 
