@@ -175,6 +175,38 @@ def test_trajectory_derivative_is_minus_the_summed_gradients():
     assert float((d - want).norm()) <= 1e-14 * float(want.norm())
 
 
+def test_trajectory_derivative_falls_back_to_reverse_mode_where_forward_mode_is_refused():
+    """A step loss through an op without a forward-mode rule (here a custom autograd Function
+    with no ``jvp``) makes ``jvp`` raise; the derivative of the endpoint is then taken in
+    reverse mode (vjp of the vjp) — the same −Σ∇f_s(θ₀), not an error."""
+    import torch
+
+    from tvgrad.theory.claims.second_order import trajectory_derivative
+
+    class Square(torch.autograd.Function):
+        @staticmethod
+        def forward(x):
+            return x * x
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+
+    def f(t):
+        return Square.apply(t).sum() + (t ** 3).sum() / 3
+    th = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    with pytest.raises(RuntimeError):  # the premise: forward mode is refused
+        torch.func.jvp(f, (th,), (torch.ones_like(th),))
+    want = -2 * (2 * th + th ** 2)  # two steps of ∇f = 2θ + θ², at η = 0
+    # a few roundings of O(|θ|²) entries: 8 ulps of the largest entry
+    assert float((trajectory_derivative([f, f], th) - want).abs().max()) <= 8 * 2.0 ** -53 * 6.0
+
+
 def test_synthetic_claims_are_well_formed(synthetic):
     for c in synthetic.values():
         assert isinstance(c, Claim) and c.variants[0].terms
