@@ -168,6 +168,16 @@ def test_a_spent_budget_is_incomplete_everywhere_and_honoured(tmp_path, virtual_
     assert campaign.exit_code(doc) == 1
 
 
+BIG = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
+"""The pinned case the shrinking tests start from (width 8, n = 4)."""
+
+
+def _pins_big(cid: str, check) -> Claim:
+    """A claim over one_epoch_exact's cases that pins :data:`BIG` and runs ``check``."""
+    return Claim(id=cid, title="t", statement="s", check=check, strategy=ONE_EPOCH_EXACT.strategy,
+                 case_type=Case, examples=(BIG,), variants=(), terms={})
+
+
 # -- 5. reproduction --------------------------------------------------------------------------
 def _fails_from_width_3():
     def check(case, variant=None):
@@ -199,10 +209,7 @@ def test_an_erroring_pinned_example_shrinks_to_the_same_exception_only():
         if max(case.spec.widths) >= 3:
             raise ValueError("the planted bug")
         return Outcome(HOLDS)
-    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
-    claim = Claim(id="erroring_pinned", title="t", statement="s", check=check,
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
-                  variants=(), terms={})
+    claim = _pins_big("erroring_pinned", check)
     res = run_claim(claim, max_examples=3, seed=0)
     ce = res.counterexample
     case = json.loads(ce["case"])
@@ -210,7 +217,7 @@ def test_an_erroring_pinned_example_shrinks_to_the_same_exception_only():
     assert "ValueError: the planted bug" in res.error
     # with no time left the first failure is kept as it is
     from tvgrad.theory.campaign import shrink_case
-    first = (big, "error", {}, "Traceback …\nValueError: the planted bug")
+    first = (BIG, "error", {}, "Traceback …\nValueError: the planted bug")
     assert shrink_case(claim, None, first, deadline=0.0) is first
 
 
@@ -223,11 +230,8 @@ def test_a_violated_case_without_detail_shrinks_past_candidates_that_raise():
         if case.n == 1:
             raise TypeError("another bug")
         return Outcome(VIOLATED) if max(case.spec.widths) >= 3 else Outcome(HOLDS)
-    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
-    claim = Claim(id="violated_quietly", title="t", statement="s", check=check,
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
-                  variants=(), terms={})
-    case, verdict, _, detail = shrink_case(claim, None, (big, VIOLATED, {}, ""))
+    claim = _pins_big("violated_quietly", check)
+    case, verdict, _, detail = shrink_case(claim, None, (BIG, VIOLATED, {}, ""))
     assert (verdict, detail, case.spec.widths, case.n) == (VIOLATED, "", (3,), 2)
 
 
@@ -418,18 +422,15 @@ def test_shrinking_stops_after_a_pass_that_finds_no_smaller_failure():
     runs of the same candidates again and again."""
     from tvgrad.theory.campaign import shrink_case
 
-    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
     runs = []
 
     def check(case, variant=None):
         runs.append(case)
-        return Outcome(VIOLATED) if case == big else Outcome(HOLDS)
-    claim = Claim(id="shrinks_nowhere", title="t", statement="s", check=check,
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
-                  variants=(), terms={})
-    valid = _valid_candidates(big)
+        return Outcome(VIOLATED) if case == BIG else Outcome(HOLDS)
+    claim = _pins_big("shrinks_nowhere", check)
+    valid = _valid_candidates(BIG)
     assert 3 <= len(valid) < 100
-    first = (big, VIOLATED, {}, "")
+    first = (BIG, VIOLATED, {}, "")
     assert shrink_case(claim, None, first) is first
     assert runs == valid
 
@@ -445,12 +446,9 @@ def test_shrinking_restarts_from_each_smaller_failure_it_keeps():
     def check(case, variant=None):
         runs.append(case)
         return Outcome(VIOLATED) if max(case.spec.widths) >= 3 else Outcome(HOLDS)
-    big = Case(spec=NetSpec(in_dim=2, widths=(8,), out_dim=2), n=4, seed=3)
-    claim = Claim(id="shrinks_greedily", title="t", statement="s", check=check,
-                  strategy=ONE_EPOCH_EXACT.strategy, case_type=Case, examples=(big,),
-                  variants=(), terms={})
-    case, verdict, _, _ = shrink_case(claim, None, (big, VIOLATED, {}, ""))
-    current, kept = big, 0
+    claim = _pins_big("shrinks_greedily", check)
+    case, verdict, _, _ = shrink_case(claim, None, (BIG, VIOLATED, {}, ""))
+    current, kept = BIG, 0
     for c in runs:
         assert c in _valid_candidates(current), (current, c)
         if max(c.spec.widths) >= 3:
