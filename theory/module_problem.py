@@ -106,7 +106,7 @@ class ParamLayout:
         # whose backwards would materialise a zero vector of all p entries)
         parts = torch.split(vec, self.sizes, dim=-1)
         lead = vec.shape[:-1]
-        return {name: part.reshape(*lead, *shape)
+        return {name: part.reshape((*lead, *shape))
                 for name, part, shape in zip(self.names, parts, self.shapes)}
 
 

@@ -388,3 +388,43 @@ def test_the_kink_table_puts_each_kink_where_the_function_has_it(op):
         changes |= m[1:] != m[:-1]
     assert torch.equal(changes, jumps), (op, x[1:][changes].tolist(), x[1:][jumps].tolist())
     assert int(jumps.sum()) == 2
+
+
+def test_a_layout_round_trips_and_keeps_leading_batch_dims():
+    """``ParamLayout.unflatten`` splits the last axis: a (B, p) stack of parameter vectors gives
+    each named tensor as (B, *shape), row b being the unflattening of row b (the layout's
+    documented contract, used for stacked trajectories); ``flatten`` inverts it for one vector."""
+    from tvgrad.theory.module_problem import ParamLayout
+    params = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([6.0, 7.0]),
+              "s": torch.tensor(8.0)}
+    layout = ParamLayout.of(params)
+    assert layout.sizes == (6, 2, 1) and layout.numel == 9
+    vec = layout.flatten(params)
+    assert torch.equal(vec, torch.arange(9.0))
+    back = layout.unflatten(vec)
+    assert all(torch.equal(back[k], params[k]) for k in params)
+    stack = torch.stack([vec, 10 + vec, 20 + vec])           # (3, 9)
+    got = layout.unflatten(stack)
+    assert {k: tuple(t.shape) for k, t in got.items()} == {"w": (3, 2, 3), "b": (3, 2), "s": (3,)}
+    for row in range(3):
+        want = layout.unflatten(stack[row])
+        assert all(torch.equal(got[k][row], want[k]) for k in params), row
+    with pytest.raises(InvalidInput, match="parameter vector has 3 entries"):
+        layout.unflatten(torch.ones(9, 3))
+
+
+def test_a_model_with_a_zero_dimensional_parameter_is_checked():
+    """A 0-d parameter (a learnable temperature, like CLIP's ``logit_scale``) is one entry of θ:
+    the claims run on such a model (it used to fail in ``unflatten``'s reshape)."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.t = nn.Linear(2, 3), nn.Parameter(torch.tensor(1.5))
+
+        def forward(self, x):
+            return self.lin(x) * self.t
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 2), torch.randint(0, 3, (6,))
+    prob = ModuleProblem(Scaled(), F.cross_entropy, tasks=[[(x, y)]])
+    assert () in prob.layout.shapes and prob.theta0.numel() == 10
+    assert tvgrad.check("one_epoch_exact", prob).verdict == "holds"

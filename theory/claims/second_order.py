@@ -312,10 +312,12 @@ SGD_VARIANTS = (
 )
 
 
-def sgd_steps(problem: ModuleProblem, *, epochs: int = 1, batch_size: int | None = None,
-              reshuffle: bool = False, seed: int = 0) -> list[Tensor]:
+def sgd_steps(problem: ModuleProblem, *, epochs: int, batch_size: int | None,
+              reshuffle: bool, seed: int) -> list[Tensor]:
     """Index sets of every SGD step: the problem's own batches repeated ``epochs`` times, or,
     with ``batch_size``, :func:`~tvgrad.theory.cases.batch_sequence` (last batch smaller).
+
+    No defaults: the public ones are :func:`sgd_epoch_on`'s, which passes every argument.
     """
     epochs = check_positive_int(epochs, "epochs")
     if batch_size is None:
