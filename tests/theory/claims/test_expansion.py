@@ -156,6 +156,24 @@ def test_next_order_estimates_recover_the_coefficient_ratios():
         assert rel <= 0.05, f"{name}: worst relative error {float(rel):.3f} > 0.05"
 
 
+def test_next_order_estimates_on_the_shortest_grids():
+    """ê₁ needs three grid points and ê₂ four: on a grid of 1 or 2 points both are ∞ (no
+    error), on 3 points ê₁ is estimated at the last point only (the same value as on the longer
+    grid it begins), on 4 points ê₂ too."""
+    from tvgrad.theory.claims.expansion import next_order_ratios
+    gen = torch.Generator().manual_seed(1)
+    c = [torch.randn(5, generator=gen, dtype=torch.float64) for _ in range(4)]
+    etas = eta_grid(10.0)[20:26]
+    q = sum(etas[:, None] ** (k + 1) * c[k] for k in range(4))
+    full1, full2 = next_order_ratios(etas, q)
+    for m in (1, 2, 3, 4):
+        e1, e2 = next_order_ratios(etas[:m], q[:m])
+        assert e1.shape == e2.shape == (m,)
+        assert torch.isinf(e1[:2]).all() and torch.isinf(e2[:3]).all(), (m, e1, e2)
+        assert torch.equal(e1[2:], full1[2:m]) and torch.equal(e2[3:], full2[3:m]), m
+        assert bool(torch.isfinite(e1[2:]).all()) and bool(torch.isfinite(e2[3:]).all()), m
+
+
 def test_deep_found_cases_hold_and_their_windows_are_claim_independent():
     """The two cases the deep profile found (true expansions whose expansion ratio stays below ρ
     up to η ≈ 5.6 while r₁ bends far below its η² law; r₁'s slope read 1.95 against a band of
