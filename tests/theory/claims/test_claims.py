@@ -173,6 +173,19 @@ def test_the_bound_claims_random_part_draws_its_stated_ranges(error, epochs, eta
                          lambda c: c.x_scale == 3.0, lambda c: c.y_scale == 10.0))
 
 
+@pytest.mark.parametrize("cid", ["ffn_hessian_bound", "ffn_gradient_bound",
+                                 "ffn_third_derivative_bound", None])
+def test_the_ball_bound_claims_draw_one_epoch_cases_over_the_whole_eta_range(cid,
+                                                                           assert_draws_within):
+    """M, G and T are bounds over a ball, not along k epochs: their strategies (and
+    :func:`bound_cases`'s default, ``cid=None``) draw the random part with k = 1 and η up to 1,
+    never the error bound's k 2–6 (only the sharp corner, k ≤ 3, mixes in other k)."""
+    from tvgrad.theory.claims.bound_claims import bound_cases
+    strategy = bound_cases() if cid is None else CLAIMS[cid].strategy()
+    assert_draws_within(strategy, lambda c: c.epochs > 3,
+                        (lambda c: c.epochs == 1, lambda c: c.eta > 0.1))
+
+
 def test_the_third_derivative_power_method_starts_from_a_direction_of_the_examples_own_seed(
         monkeypatch):
     """At θ₀ the third-derivative claim also runs the power method from a random direction,
