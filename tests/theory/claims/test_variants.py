@@ -156,3 +156,22 @@ def test_the_cross_term_claim_records_the_dense_cross_term_norm():
         + torch.func.hessian(f1)(th) @ torch.func.grad(f0)(th)
     assert out.verdict == "holds", out.detail
     assert abs(out.measurements["cross_norm"] - float(want.norm())) <= 1e-12 * float(want.norm())
+
+
+def test_the_tightness_probes_are_exactly_the_variants_nothing_requires_rejected():
+    """A variant with ``must_reject=False`` is a tightness probe: the audit reports whether it
+    was rejected and never fails on it. Exactly these five are probes — the four bound claims'
+    halved bounds (rejected only where a bound is within 2×) and ``bias_ball_dropped``, which
+    has no stored sharp case — so a probe made required (an audit that fails on a sound claim)
+    or a planted error made optional (one the audit no longer requires) changes this set."""
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims.bound_claims import PROBE
+    probes = {(cid, v.id) for cid, c in CLAIMS.items() for v in c.variants if not v.must_reject}
+    assert probes == {("ffn_hessian_bound", "bound_times_half"),
+                      ("ffn_gradient_bound", "bound_times_half"),
+                      ("ffn_third_derivative_bound", "bound_times_half"),
+                      ("ffn_second_order_error_bound", "bound_times_half"),
+                      ("ffn_hessian_bound", "bias_ball_dropped")}, sorted(probes)
+    for cid, vid in probes:
+        v = CLAIMS[cid].variant(vid)
+        assert vid != "bound_times_half" or (PROBE in v.description and v.terms == {"scale": 0.5})
