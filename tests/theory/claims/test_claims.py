@@ -186,6 +186,14 @@ def test_the_ball_bound_claims_draw_one_epoch_cases_over_the_whole_eta_range(cid
                         (lambda c: c.epochs == 1, lambda c: c.eta > 0.1))
 
 
+def test_the_error_bound_claim_draws_k_from_2_to_6(assert_draws_within):
+    """The error bound is about k ≥ 2 epochs (k = 1 is exact: nothing to bound): its strategy's
+    random part draws k 2–6 and η ≤ 0.1, the corner k 2–3."""
+    assert_draws_within(CLAIMS["ffn_second_order_error_bound"].strategy(),
+                        lambda c: not 2 <= c.epochs <= 6 or c.eta > 0.1,
+                        (lambda c: c.epochs == 6,))
+
+
 def test_the_third_derivative_power_method_starts_from_a_direction_of_the_examples_own_seed(
         monkeypatch):
     """At θ₀ the third-derivative claim also runs the power method from a random direction,
