@@ -247,6 +247,8 @@ def test_the_fixed_point_radius_settles_or_gives_up():
     R = _fixed_point_radius(lambda R: 0.1 + R / 2, 1e-3)   # converges towards 0.2
     assert R is not None and 0.2 <= R <= 0.2 * 1.001
     assert _fixed_point_radius(lambda R: 2 * R + 1, 1.0) is None       # grows past 1e6
+    # a finite radius past 1e6 gives up at once, even where the iteration would settle there
+    assert _fixed_point_radius(lambda R: 2e6, 1.0) is None
     assert _fixed_point_radius(lambda R: float("inf"), 1.0) is None
     assert _fixed_point_radius(lambda R: R * 1.5, 1.0, iters=3) is None  # never settles
     assert _fixed_point_radius(lambda R: 0.0, 0.0) == 1e-300  # R = 0 starts at the smallest

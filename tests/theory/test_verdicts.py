@@ -87,6 +87,14 @@ def test_status_and_exit_code_through_the_campaign(synthetic, tmp_path, cid):
     assert f"{cid:28} {status:12}" in table
     if cid == "variant_holds":
         assert "NOT REJECTED: variant v" in table
+    if cid == "always_errors":
+        # the erroring example is an example (counted, recorded) and the counterexample: its
+        # case, its traceback, and the command that reruns it
+        ce = c["counterexample"]
+        assert c["examples"] == 1 and c["errors"] == 1, (c["examples"], c["errors"])
+        assert ce["verdict"] == "error" and "RuntimeError: planted error" in ce["detail"], ce
+        assert ce["reproduce"] == f"tvgrad reproduce --claim always_errors --case '{ce['case']}'"
+        assert json.loads(ce["case"])["seed"] >= 0
 
 
 def test_status_and_exit_code_through_the_command_line(tmp_path):
