@@ -107,6 +107,69 @@ def test_no_worker_survives_its_parent(tmp_path, sig):
         assert doc["complete"] is False  # the partial results are valid JSON
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_stopped_parallel_run_kills_its_workers_and_keeps_the_finished_runs(stop):
+    """The parallel runner's stop path, without processes (the ``system`` test above runs it
+    for real): when a run's result raises — Ctrl-C or SIGTERM arriving in the wait, or an
+    error — every worker process is killed at once, the queued runs are cancelled without
+    waiting, the runs finished before it are kept, and the exception goes on up."""
+    events = []
+
+    class Proc:
+        def __init__(self, i):
+            self.i = i
+
+        def kill(self):
+            events.append(("kill", self.i))
+
+    class Future:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            if isinstance(self.value, BaseException):
+                raise self.value
+            return self.value
+
+    class Pool:
+        def __init__(self, max_workers, initializer):
+            assert max_workers == 2 and initializer is campaign._worker_init
+            self._processes = {10: Proc(10), 11: Proc(11)}
+
+        def submit(self, fn, arg):
+            assert fn is campaign._job
+            return Future(arg)
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            events.append(("shutdown", wait, cancel_futures))
+
+    class Bar:
+        def set_postfix_str(self, s):
+            events.append(("bar", s))
+
+        def update(self):
+            pass
+
+    class Outputs:
+        def add(self, key, res):
+            events.append(("add", key, res))
+
+    tasks = [("a", None), ("a", "v"), ("b", None)]
+    args = ["run a", stop("stopped"), "run b"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(campaign, "ProcessPoolExecutor", Pool)
+        with pytest.raises(stop, match="stopped"):
+            campaign._run_parallel(tasks, args, 2, Outputs(), Bar())
+    assert events == [("bar", "a"), ("add", ("a", None), "run a"), ("kill", 10), ("kill", 11),
+                      ("shutdown", False, True)]
+    events.clear()
+    with pytest.MonkeyPatch.context() as mp:  # no stop: every result kept, then a plain shutdown
+        mp.setattr(campaign, "ProcessPoolExecutor", Pool)
+        campaign._run_parallel(tasks, ["run a", "run a/v", "run b"], 2, Outputs(), Bar())
+    assert events[-2:] == [("add", ("b", None), "run b"), ("shutdown", True, False)], events
+    assert ("bar", "a/v") in events
+
+
 # -- 3. one run, one consistent output ----------------------------------------------------------
 def test_a_second_run_into_the_same_folder_refuses_naming_the_holder(tmp_path):
     with locked(tmp_path, "tvgrad verify (test holder)"):
