@@ -33,6 +33,7 @@ def test_a_passing_checkout_is_passed_with_its_counts(tmp_path):
         ("passed", 2, 2, 0, [])
     assert r["command"].startswith("TVGRAD_PROFILE=ci pytest")
     assert "passed: 2 passed, 0 failed" in selftest.describe(r)
+    assert "output" not in r  # pytest's output is kept only for a failure with none named
 
 
 def test_the_self_tests_duration_is_its_wall_time_to_a_tenth_of_a_second(tmp_path, monkeypatch):
@@ -65,6 +66,7 @@ def test_a_failing_test_fails_the_self_test_and_is_named(tmp_path):
     assert (r["status"], r["passed"], r["failed"]) == ("failed", 3, 1)
     assert r["failures"] == ["tests.theory.test_fail::test_wrong_constant"]
     assert "FAILED tests.theory.test_fail::test_wrong_constant" in selftest.describe(r)
+    assert "output" not in r  # the named failure says it; the log is not repeated
 
 
 def test_a_collection_error_or_no_test_is_not_a_pass_but_a_single_test_is(tmp_path):
