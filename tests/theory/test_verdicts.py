@@ -85,6 +85,7 @@ def test_status_and_exit_code_through_the_campaign(synthetic, tmp_path, cid):
         assert c["falsifiability"][0]["rejected"] is False
     table = campaign.summary_table(doc)
     assert f"{cid:28} {status:12}" in table
+    assert "incomplete: exercised" not in table  # that line is for incomplete claims only
     if cid == "variant_holds":
         assert "NOT REJECTED: variant v" in table
     if cid == "always_errors":
@@ -95,6 +96,24 @@ def test_status_and_exit_code_through_the_campaign(synthetic, tmp_path, cid):
         assert ce["verdict"] == "error" and "RuntimeError: planted error" in ce["detail"], ce
         assert ce["reproduce"] == f"tvgrad reproduce --claim always_errors --case '{ce['case']}'"
         assert json.loads(ce["case"])["seed"] >= 0
+
+
+def test_an_incomplete_claim_says_what_was_exercised_and_why(synthetic, tmp_path, virtual_clock):
+    """Two examples are fewer than MIN_EXERCISED holding ones: the claim is incomplete and the
+    table says how many exercised it and the minimum; a spent budget is named as the cause."""
+    doc = campaign.verify(claims=["always_holds"], profile="ci", out=tmp_path / "a",
+                          max_examples=2, audit=False)
+    c = doc["claims"][0]
+    assert (c["status"], c["exercised"], campaign.exit_code(doc)) == ("incomplete", {"claim": 2}, 1)
+    table = campaign.summary_table(doc)
+    assert (f"    incomplete: exercised {{'claim': 2}} (at least {campaign.MIN_EXERCISED} "
+            "holding examples each)\n") in table + "\n", table
+    assert "time budget" not in table
+    virtual_clock.step = 10.0
+    doc = campaign.verify(claims=["always_holds"], profile="ci", out=tmp_path / "b",
+                          max_examples=50, audit=False, time_budget=25)
+    table = campaign.summary_table(doc)
+    assert doc["claims"][0]["status"] == "incomplete" and "; the time budget ran out" in table
 
 
 def test_status_and_exit_code_through_the_command_line(tmp_path):
