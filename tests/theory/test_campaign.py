@@ -13,7 +13,7 @@ from tvgrad.errors import InvalidInput
 from tvgrad.theory import campaign
 from tvgrad.theory.campaign import run_claim, verify
 from tvgrad.theory.cases import Case
-from tvgrad.theory.claims import CLAIMS, HOLDS, VIOLATED, Claim, Outcome, Variant
+from tvgrad.theory.claims import CLAIMS, DIVERGED, HOLDS, VIOLATED, Claim, Outcome, Variant
 from tvgrad.theory.claims.exact import ONE_EPOCH_EXACT
 from tvgrad.theory.nets import NetSpec
 
@@ -333,7 +333,8 @@ def test_the_stored_curves_are_the_holding_examples_with_the_longest_r2_windows(
                              curve={"eta": [1.0, float("nan")]} if curve else None)
     run = RunResult("multi_epoch_second_order", None, records=[
         rec(0, 3), rec(1, 9), rec(2, 30, verdict=VIOLATED), rec(3, 40, curve=False),
-        rec(4, 50, slope=None), rec(5, None), rec(6, 5), rec(7, 9), rec(8, 4)])
+        rec(4, 50, slope=None), rec(5, None), rec(6, 5), rec(7, 9), rec(8, 4),
+        rec(9, 60, verdict=DIVERGED), rec(10, 70, verdict="error")])
     picks = representative_curves(run)
     assert CURVES_PER_CLAIM == 3 and [p["index"] for p in picks] == [1, 7, 6]
     assert [p["index"] for p in representative_curves(run, limit=9)] == [1, 7, 6, 8, 0, 5]

@@ -149,10 +149,30 @@ def _run(verdicts: list[str], budget: bool = False):
     ([DIVERGED] * 5, "diverged"),
     ([HOLDS] * 3 + [DIVERGED] * 10, "verified"),             # diverged are not counted as held
     ([INCONCLUSIVE] * 3, "inconclusive"),
+    ([HOLDS] * 2 + [INCONCLUSIVE] * 2, "incomplete"),         # only holding examples exercise
+    ([HOLDS] * 2 + [DIVERGED] * 5, "incomplete"),             # the claim, not the others
     ([HOLDS] * 10 + [VIOLATED], "violated"),
 ])
 def test_claim_status_rules(verdicts, status):
     assert campaign.claim_status(_run(verdicts)) == status
+    # with the claim (no sub-checks): its exercised count is the holding examples alone
+    assert campaign.claim_status(_run(verdicts), ONE_EPOCH_EXACT) == status
+
+
+def test_the_statistics_are_of_the_holding_examples_only():
+    """theory.json's per-measurement quantiles describe where the claim held: a violated,
+    inconclusive, diverged or erroring example's measurement (here x = 100, −5, 7, 9) enters
+    neither the quantiles nor the list of measured keys."""
+    res = campaign.RunResult("x", None)
+    for i, (v, m) in enumerate([(HOLDS, {"x": 1.0}), (INCONCLUSIVE, {"x": 100.0, "y": 1.0}),
+                                (HOLDS, {"x": 2.0}), (DIVERGED, {"x": -5.0, "z": 1.0}),
+                                (VIOLATED, {"x": 7.0}), ("error", {"x": 9.0, "w": 1.0})]):
+        res.records.append(campaign.ExampleRecord(i, "{}", {}, v, 0.0, m))
+    entry = campaign.summarise(ONE_EPOCH_EXACT, res, [])
+    assert entry["exercised"] == {"claim": 2} and entry["holds"] == 2
+    stats = entry["statistics"]
+    assert set(stats) == {"x"} and (stats["x"]["n"], stats["x"]["min"], stats["x"]["max"]) == \
+        (2, 1.0, 2.0), stats
 
 
 def test_budget_cut_and_rare_subcheck_are_incomplete():
