@@ -264,6 +264,28 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
     assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
 
 
+@pytest.mark.parametrize("profile", ["ci", "dev", "verify", "deep"])
+def test_each_profile_runs_its_claims_as_documented(profile, tmp_path, monkeypatch):
+    """What each run of a campaign is given, per profile: only ``ci`` is derandomized (its seed
+    ignored, recorded as None), only ``deep`` draws the deep sizes and caps its variants at
+    the verify count; the profile name compared by value, so the four names, whatever their
+    alphabetical order, each get their own settings."""
+    from tvgrad.theory.profiles import EXAMPLES
+    calls = []
+    monkeypatch.setattr(campaign, "run_claim", lambda claim, **kw: calls.append(
+        (kw["variant"], kw["max_examples"], kw["seed"], kw["derandomize"], kw["sizes"]))
+        or campaign.RunResult(claim.id, kw["variant"]))
+    doc = verify(claims=["one_epoch_exact"], profile="".join(profile), seed=7, out=tmp_path,
+                 jobs=1)
+    n = EXAMPLES[profile]
+    nv = min(n, EXAMPLES["verify"]) if profile == "deep" else n
+    ci, deep = profile == "ci", ("deep" if profile == "deep" else None)
+    assert calls[0] == (None, n, 7, ci, deep)
+    assert {c[1:] for c in calls[1:]} == {(nv, 7, ci, deep)} and len(calls) > 1
+    assert (doc["environment"]["seed"], doc["environment"]["derandomized"]) == \
+        (None if ci else 7, ci)
+
+
 def test_the_profiles_are_registered_as_documented():
     """ci: 12 derandomized examples; dev 40; verify 200; deep 2000 (theory/profiles.py); each
     registered with Hypothesis under its name, with no deadline and no database; a failing
