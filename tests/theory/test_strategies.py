@@ -73,6 +73,23 @@ def test_default_sizes_stay_within_their_documented_ranges(assert_draws_within):
          lambda n: n.depth == 1 and n.widths == (1,)), edge_examples=2000)
 
 
+@pytest.mark.parametrize("dist, low", [("uniform", False), ("log", True)])
+def test_the_width_distribution_is_the_one_asked_for(dist, low):
+    """Widths 1–32: uniform puts 4/32 = 12.5 % of them at ≤ 4, log-uniform (every octave
+    equally likely) log₂5/log₂33 ≈ 46 %. Hypothesis favours small integers somewhat (500
+    derandomized draws: 28 % and 56 %), so 40 % separates the two with room on both sides."""
+    from hypothesis import given, settings
+    widths = []
+
+    @settings(max_examples=500, derandomize=True, database=None, deadline=None)
+    @given(net_specs(max_depth=1, max_width=32, width_dist=dist))
+    def draw(spec):
+        widths.append(spec.widths[0])
+    draw()
+    share = sum(w <= 4 for w in widths) / len(widths)
+    assert len(widths) >= 400 and (share > 0.4) is low, (dist, share)
+
+
 def test_case_defaults_stay_within_their_documented_ranges(assert_draws_within):
     """cases() by default: seeds 0–2¹⁶, n 1–64, η log-uniform on [1e-4, 1] — reached near both
     ends, never beyond. The seed range is what makes two random examples of one architecture
