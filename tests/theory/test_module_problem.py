@@ -392,8 +392,8 @@ def test_the_kink_table_puts_each_kink_where_the_function_has_it(op):
 
 def test_a_layout_round_trips_and_keeps_leading_batch_dims():
     """``ParamLayout.unflatten`` splits the last axis: a (B, p) stack of parameter vectors gives
-    each named tensor as (B, *shape), row b being the unflattening of row b (the layout's
-    documented contract, used for stacked trajectories); ``flatten`` inverts it for one vector."""
+    each named tensor as (B, *shape), row b being the unflattening of row b (its docstring's
+    contract); ``flatten`` inverts it for one vector, a 0-d tensor included."""
     from tvgrad.theory.module_problem import ParamLayout
     params = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([6.0, 7.0]),
               "s": torch.tensor(8.0)}
