@@ -45,6 +45,27 @@ def test_merged_tolerance_charges_the_summed_gradients_error_once_per_task_mean(
         assert torch.allclose(grew, want, rtol=1e-12, atol=0), (T, grew, want)
 
 
+def test_merged_tolerance_takes_the_step_along_the_mean_gradient():
+    r"""Part (b)'s step is along the mean ḡ = Ĝ/T: with every other error source zero its
+    tolerance is (u·l̃·|ḡ| + e_l·|ḡ| + l·u·|Ĝ|/T)·(1 + 16u₆₄), e_l = γ₂l + u(1 + γ₂)l the rate's
+    own error (γ₂ of float64). Checked at T = 2 and 3 with fractional and negative entries of ḡ,
+    where a floor division Ĝ // T (0 and −1 instead of 0.375 and −0.125) or the sum Ĝ itself
+    gives another tolerance; relative 1e-12 (a handful of float64 roundings, ≤ 1e-15)."""
+    from tvgrad.theory.rounding import U64, gamma
+    u = 2.0 ** -24
+    G = torch.tensor([0.75, -0.25, 3.0, -5.5], dtype=torch.float64)
+    z = torch.zeros(4, dtype=torch.float64)
+    lr = 0.3
+    lr_t = float(torch.tensor(lr, dtype=torch.float32))
+    e_l = gamma(2, U64) * lr + u * (1 + gamma(2, U64)) * lr
+    for T in (2, 3):
+        tol = _merged_tolerance(S=z, err_S=z, G=G, err_G=z, merged=z, mtl=z, alpha=1.0, lr=lr,
+                                T=T, dtype=torch.float32)
+        g = (G / T).abs()
+        want = (u * lr_t * g + e_l * g + lr * u * G.abs() / T) * (1 + 16 * U64)
+        assert torch.allclose(tol, want, rtol=1e-12, atol=0), (T, tol.tolist(), want.tolist())
+
+
 def test_summed_step_tolerance_is_the_three_terms_of_part_a():
     r"""Part (a), Σ_t τ̂_t vs the multitask step, is allowed e_S + sgd_step_tolerance(θ₀, Ĝ, l)
     + η·err_G: with e_S = err_G = 0 it is the step's own rounding bound, bit for bit; e_S adds
