@@ -227,13 +227,13 @@ def test_time_budget_stops_generation_and_is_reported(tmp_path, virtual_clock):
         verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path, time_budget=float("nan"))
 
 
-def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypatch):
-    """Profile deep: every claim draws depth up to 6 and width up to 128 (log-uniform), the
-    audit runs each variant on verify's count; the JSON says both."""
+def test_deep_profile_draws_deep_networks():
+    """Profile deep: every claim draws depth up to 6 and width up to 128 (log-uniform); outside
+    it, each claim's own sizes. (What the campaign passes each run per profile, the audit's cap
+    among it: :func:`test_each_profile_runs_its_claims_as_documented`.)"""
     from hypothesis import given, settings
 
-    from tvgrad.theory import campaign, strategies
-    from tvgrad.theory.profiles import EXAMPLES
+    from tvgrad.theory import strategies
     seen = []
     with strategies.sizes("deep"):
         strat = CLAIMS["ta_vs_mtl_cross_term"].strategy()
@@ -248,27 +248,15 @@ def test_deep_profile_draws_deep_networks_and_caps_the_audit(tmp_path, monkeypat
     with strategies.sizes(None):  # outside deep: the claim's own sizes (depth ≤ 3, width ≤ 16)
         assert strategies.sized(max_depth=3, max_width=16) == {"max_depth": 3, "max_width": 16,
                                                                "width_dist": "uniform"}
-    calls = []
-    monkeypatch.setattr(campaign, "run_claim", lambda claim, **kw: calls.append(
-        (kw["variant"], kw["max_examples"], kw["sizes"])) or campaign.RunResult(claim.id, kw["variant"]))
-    doc = verify(claims=["one_epoch_exact"], profile="deep", out=tmp_path, jobs=1)
-    assert doc["max_examples"] == EXAMPLES["deep"] and doc["variant_max_examples"] == EXAMPLES["verify"]
-    assert calls[0] == (None, EXAMPLES["deep"], "deep")
-    assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
-    # the profile as the command line passes it (--profile or $TVGRAD_PROFILE): a string built
-    # at run time, equal to the literal "deep" but not the same object
-    calls.clear()
-    doc = verify(claims=["one_epoch_exact"], profile="".join(["de", "ep"]), out=tmp_path / "cli",
-                 jobs=1)
-    assert doc["variant_max_examples"] == EXAMPLES["verify"]
-    assert {c[1:] for c in calls[1:]} == {(EXAMPLES["verify"], "deep")}
 
 
 @pytest.mark.parametrize("profile", ["ci", "dev", "verify", "deep"])
 def test_each_profile_runs_its_claims_as_documented(profile, tmp_path, monkeypatch):
     """What each run of a campaign is given, per profile: only ``ci`` is derandomized (its seed
     ignored, recorded as None), only ``deep`` draws the deep sizes and caps its variants at
-    the verify count; the profile name compared by value, so the four names, whatever their
+    the verify count; the JSON says the counts. The profile is passed as the command line
+    passes it (--profile or $TVGRAD_PROFILE): a string built at run time, equal to the literal
+    but not the same object — compared by value, so the four names, whatever their
     alphabetical order, each get their own settings."""
     from tvgrad.theory.profiles import EXAMPLES
     calls = []
@@ -280,6 +268,7 @@ def test_each_profile_runs_its_claims_as_documented(profile, tmp_path, monkeypat
     n = EXAMPLES[profile]
     nv = min(n, EXAMPLES["verify"]) if profile == "deep" else n
     ci, deep = profile == "ci", ("deep" if profile == "deep" else None)
+    assert (doc["max_examples"], doc["variant_max_examples"]) == (n, nv)
     assert calls[0] == (None, n, 7, ci, deep)
     assert {c[1:] for c in calls[1:]} == {(nv, 7, ci, deep)} and len(calls) > 1
     assert (doc["environment"]["seed"], doc["environment"]["derandomized"]) == \
