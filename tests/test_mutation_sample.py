@@ -174,3 +174,90 @@ def test_annotations_are_kept_where_they_are_evaluated():
     """Without the __future__ import, annotations are evaluated: their mutants are not excluded."""
     assert not any(sample.in_annotation(SRC, (1, j)) for j in range(len(SRC.splitlines()[0])))
 
+
+
+GOOD = ("def run(claim, *, variant=None, seed=0):\n"
+        "    return {**claim, 'seed': seed * 2}\n"
+        "\n"
+        "x = run({}, seed=3)\n")
+
+
+def _git_diff(tmp_path, before: str, after: str) -> str:
+    """``git diff -U0`` of ``before`` → ``after`` in a repository of its own (as sample.py logs
+    a mutant: the pre-image committed, the mutant applied to the working tree)."""
+    git = lambda *a: sample.subprocess.run(["git", *a], cwd=tmp_path, check=True,  # noqa: E731
+                                           capture_output=True, text=True).stdout
+    git("init", "-q")
+    (tmp_path / "m.py").write_text(before)
+    git("add", "m.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pre-image")
+    (tmp_path / "m.py").write_text(after)
+    return git("diff", "-U0", "--", "m.py")
+
+
+@pytest.mark.parametrize("after, why", [
+    (GOOD.replace("claim, *,", "claim, >>,"), "invalid syntax, line 1"),
+    (GOOD.replace("{**claim", "{&claim"), "invalid syntax, line 2"),
+    (GOOD.replace("seed * 2", "seed >> 2"), None),
+    (GOOD.replace("seed * 2", "seed ** 2").replace("x = run", "y = run"), None),
+    (GOOD.replace("x = run", "z = 1\nx = run"), None),  # a pure insertion: "@@ -3,0 +4 @@"
+])
+def test_an_incompetent_mutant_is_recognised_from_its_logged_diff(tmp_path, after, why):
+    """The logged ``git diff -U0`` and the blob its ``index`` line names rebuild the mutated
+    module exactly (two hunks too), and only a module that does not parse is incompetent."""
+    diff = _git_diff(tmp_path, GOOD, after)
+    assert sample.mutated_source(diff, tmp_path) == after
+    assert sample.incompetent(sample.mutated_source(diff, tmp_path)) == why
+    # a diff whose blob this repository lacks, or whose pre-image differs, tells nothing
+    assert sample.mutated_source(diff.replace("index ", "index 0000000"), tmp_path) is None
+    wrong = "\n".join(x + "#" if x[:1] == "-" and x[:3] != "---" else x for x in diff.split("\n"))
+    if wrong != diff:
+        assert sample.mutated_source(wrong, tmp_path) is None
+    assert sample.incompetent(None) is None
+
+
+def test_report_leaves_the_incompetent_mutants_out_of_the_rates(tmp_path, monkeypatch):
+    """Whether logged by the tool or re-read from a diff logged before it did, an incompetent
+    mutant counts neither as killed nor in the denominator, and its row says why."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    diff = _git_diff(repo, GOOD, GOOD.replace("claim, *,", "claim, >>,"))
+    log = tmp_path / "log.jsonl"
+    recs = [dict(module="theory/a.py", line=i, operator="op", occurrence=0, killed_by_tests=t,
+                 killed_by_verify=t) for i, t in enumerate([True, True, True, False])]
+    recs[0]["incompetent"] = "invalid syntax, line 7"
+    recs[1]["diff"] = diff
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    monkeypatch.setattr(sample, "ROOT", repo)
+    text = sample.report(log, {})
+    assert text.startswith("4 sampled mutants, 2 incompetent (the mutated module does not "
+                           "parse), 0 equivalent; of the 2 others:"), text
+    assert "killed by verify alone: 1/2 = 50 %" in text
+    assert "| `theory/a.py:0:op:0` | killed | killed | incompetent: invalid syntax, line 7 |" \
+        in text
+    assert "| `theory/a.py:1:op:0` | killed | killed | incompetent: invalid syntax, line 1 |" \
+        in text
+    assert "| `theory/a.py:2:op:0` | killed | killed |  |" in text
+
+
+def test_an_incompetent_mutant_is_logged_without_running_anything(tmp_path, monkeypatch):
+    """Nothing to run for a module that does not parse: it is logged as such, in no time."""
+    mod = tmp_path / "theory" / "a.py"
+    mod.parent.mkdir()
+    m = dict(module="theory/a.py", operator="core/Op", occurrence=0, line=1)
+    monkeypatch.setattr(sample, "ROOT", tmp_path)
+    monkeypatch.setattr(sample, "_mutants", lambda *a: [m])
+
+    @sample.contextlib.contextmanager
+    def mutated(_):
+        mod.write_text(GOOD.replace("claim, *,", "claim, >>,"))
+        yield "diff"
+    monkeypatch.setattr(sample, "_mutated", mutated)
+    for name in ("_self_test", "_run", "_make_test"):
+        monkeypatch.setattr(sample, name, lambda *a, **k: pytest.fail("ran a command"))
+    log = tmp_path / "log.jsonl"
+    sample.audit(1, 0, log, False, [], as_verify=True)
+    (rec,) = map(json.loads, log.open())
+    assert rec["incompetent"] == "invalid syntax, line 1" and rec["seconds"] == 0.0
+    assert rec["killed_by_verify"] and rec["killed_by_campaign"] is None
+    assert sample.report(log, {}).startswith("1 sampled mutants, 1 incompetent")

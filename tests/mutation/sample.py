@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,50 @@ def _logged(log: Path) -> set[tuple]:
     return {_key(d) for d in map(json.loads, log.open())} if log.exists() else set()
 
 
+def mutated_source(diff: str, root: Path | None = None) -> str | None:
+    """The mutated module as a mutant's logged ``git diff -U0`` made it: the pre-image blob that
+    the diff's ``index`` line names (``git cat-file``, in ``root``, default this checkout) with
+    the hunks applied; None where the diff names no blob that repository holds, or a blob that
+    is not its pre-image."""
+    head = re.search(r"^index ([0-9a-f]+)\.\.", diff, re.M)
+    if head is None:
+        return None
+    blob = subprocess.run(["git", "cat-file", "-p", head.group(1)], cwd=root or ROOT,
+                          capture_output=True, text=True)
+    if blob.returncode:
+        return None
+    lines = blob.stdout.splitlines(keepends=True)
+    hunks = re.findall(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@.*\n((?:[-+].*(?:\n|$))*)",
+                       diff, re.M)
+    for start, count, body in reversed(hunks):  # bottom-up: earlier line numbers stay valid
+        count = 1 if count == "" else int(count)
+        at = int(start) - 1 if count else int(start)  # "-n,0" inserts after line n
+        body = body.splitlines()
+        minus = [x[1:] for x in body if x.startswith("-")]
+        if [x.rstrip("\r\n") for x in lines[at:at + count]] != minus:
+            return None  # the blob is not the diff's pre-image
+        lines[at:at + count] = [x[1:] + "\n" for x in body if x.startswith("+")]
+    return "".join(lines)
+
+
+def incompetent(source: str | None) -> str | None:
+    """Why a mutated module is no program at all — its ``SyntaxError`` ("invalid syntax, line
+    206") — or None (also where the source is unknown).
+
+    Some of cosmic-ray's operator swaps do not parse: ``Mul`` → ``RShift`` on the ``*`` that
+    marks keyword-only parameters (``def f(a, >>, b)``), ``Pow`` → ``BitAnd`` on a dict display's
+    ``**``. Such an *incompetent* mutant fails every test at import, so it would count as
+    killed while it says nothing of the tests: it is left out of a sample's rates, like an
+    equivalent mutant (its draw is kept, so that a seed still draws the same sample)."""
+    if source is None:
+        return None
+    try:
+        ast.parse(source)
+    except SyntaxError as e:
+        return f"{e.msg}, line {e.lineno}"
+    return None
+
+
 def _changed_lines(diff: str) -> list[str]:
     return [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
 
@@ -256,9 +301,13 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
         if _key(m) in done:
             continue
         with _mutated(m) as diff:
-            tests_ok, t_tests, failures = _self_test()
+            why = incompetent((ROOT / m["module"]).read_text(encoding="utf-8"))
+            if why:  # no program: nothing to run (it would fail at import, "killed")
+                tests_ok, t_tests, failures = False, 0.0, [f"(incompetent: {why})"]
+            else:
+                tests_ok, t_tests, failures = _self_test()
             campaign_ok, t_verify = None, 0.0
-            if tests_ok or not as_verify:
+            if not why and (tests_ok or not as_verify):
                 out = Path(tempfile.mkdtemp(prefix="tvgrad-sample-verify-"))
                 campaign_ok, t_verify = _run([str(bin_dir / "tvgrad"), "verify", "--out",
                                               str(out), "--no-html", *verify_args], 900)
@@ -269,7 +318,7 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
                "killed_by_tests": not tests_ok,
                "killed_by_campaign": None if campaign_ok is None else not campaign_ok,
                "killed_by_verify": not (tests_ok and campaign_ok),
-               "seconds": round(t_tests + t_verify, 1)}
+               "seconds": round(t_tests + t_verify, 1), **({"incompetent": why} if why else {})}
         if with_tests:
             rec.update(killed_by_make_test=None if make_test_ok is None else not make_test_ok,
                        make_test_failures=make_test_failures,
@@ -277,7 +326,8 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
         with log.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         print(f"[{i + 1}/{len(sample)}] {m['module']}:{m['line']} {m['operator']} "
-              f"self-test={'killed' if not tests_ok else 'survived'} "
+              + (f"incompetent ({why}) " if why else "")
+              + f"self-test={'killed' if not tests_ok else 'survived'} "
               f"campaign={'not run' if campaign_ok is None else 'killed' if not campaign_ok else 'survived'} "
               + (f"make-test={'killed' if make_test_ok is False else 'survived'} "
                  if make_test_ok is not None else "")
@@ -297,7 +347,11 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     reason a survivor is equivalent (excluded from the rates)."""
     recs = [json.loads(x) for x in log.open()]
     key = lambda r: f"{r['module']}:{r['line']}:{r['operator']}:{r['occurrence']}"  # noqa: E731
-    real = [r for r in recs if key(r) not in equivalent]
+    # logs written before the tool recorded it: re-read from the logged diff and git's blob
+    stillborn = {key(r): r.get("incompetent") or incompetent(mutated_source(r.get("diff", "")))
+                 for r in recs}
+    stillborn = {k: v for k, v in stillborn.items() if v}
+    real = [r for r in recs if key(r) not in equivalent and key(r) not in stillborn]
     n = len(real)
     both = sum(bool(r["killed_by_tests"] or r["killed_by_verify"] or r.get("killed_by_make_test"))
                for r in real)
@@ -313,7 +367,10 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     both_label = ("killed by make test + make verify" if with_make_test else
                   "killed by the self-test + verify (make test not run on the survivors: a "
                   "lower bound for make test + make verify)")
-    lines = [f"{len(recs)} sampled mutants, {len(recs) - n} equivalent; of the {n} others:",
+    n_eq = len(recs) - n - len(stillborn)
+    lines = [f"{len(recs)} sampled mutants, "
+             + (f"{len(stillborn)} incompetent (the mutated module does not parse), "
+                if stillborn else "") + f"{n_eq} equivalent; of the {n} others:",
              f"- {both_label}: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
     if with_campaign:
         ran = [r for r in real if r["killed_by_campaign"] is not None]
@@ -335,8 +392,12 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     lines += ["", head, "|" + " --- |" * (len(cols) + 2)]
     for r in recs:
         lines.append(f"| `{key(r)}` | " + " | ".join(kill(r[c]) for c in cols)
-                     + f" | {equivalent.get(key(r), '')} |")
+                     + f" | {equivalent.get(key(r)) or _stillborn_note(stillborn.get(key(r)))} |")
     return "\n".join(lines)
+
+
+def _stillborn_note(why: str | None) -> str:
+    return f"incompetent: {why}" if why else ""
 
 
 def main(argv: list[str] | None = None) -> int:
