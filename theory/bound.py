@@ -290,7 +290,7 @@ class AtTheta0:
     J0: Tensor | None  # jacobian_norms_at_theta0(prob, x)
 
 
-def at_theta0(prob: Problem, task: int = 0, index: Tensor | None = None) -> AtTheta0:
+def at_theta0(prob: Problem, task: int, index: Tensor | None = None) -> AtTheta0:
     """The cached :class:`AtTheta0` of ``task`` (optionally over the samples ``index``)."""
     cache = prob.__dict__.setdefault("_at_theta0", {})
     key = (task, None if index is None else tuple(index.tolist()))
@@ -386,7 +386,8 @@ def gradient_bound(prob: Problem, R: float, **kw) -> float:
 def _fixed_point_radius(reach: Callable[[float], float], R: float, iters: int = 60) -> float | None:
     """Smallest R found with ``reach(R) ≤ R`` by iterating R ← reach(R) (reach is increasing:
     the total step length a run can have inside the ball of radius R); None if it does not
-    settle (outside the regime).
+    settle within ``iters`` evaluations of ``reach`` (60 for every regime below), or if R
+    passes 10⁶ (outside the regime).
     """
     R = max(R, 1e-300)
     for _ in range(iters):
@@ -399,14 +400,14 @@ def _fixed_point_radius(reach: Callable[[float], float], R: float, iters: int = 
     return None
 
 
-def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
+def regime_radius(prob: Problem, steps: int, eta: float, g_norm: float,
                   task: int = 0) -> float | None:
     """Smallest R found with ``steps·η·G(R) ≤ R`` (then every iterate of ``steps`` GD steps
     stays in the ball, by induction: each step has length ≤ ηG(R)); ``None`` if the fixed-point
     iteration R ← steps·η·G(R) does not settle (outside the regime).
     """
     return _fixed_point_radius(lambda R: steps * eta * bounds(prob, R, task).G,
-                               steps * eta * g_norm, iters)
+                               steps * eta * g_norm)
 
 
 def apriori_error_bound(b: Bounds, eta: float, k: int) -> float:
@@ -430,11 +431,11 @@ def sgd_epoch_error_bound(prob: Problem, eta: float, batches: list[Tensor], R: f
 
 
 def sgd_regime(prob: Problem, eta: float, batches: list[Tensor], g_norm_sum: float,
-               iters: int = 60, task: int = 0) -> float | None:
+               task: int = 0) -> float | None:
     """Smallest R found with η Σ_b G_b(R) ≤ R, or None (outside the regime)."""
     return _fixed_point_radius(
         lambda R: eta * sum(bounds(prob, R, task, index=b).G for b in batches),
-        eta * g_norm_sum, iters)
+        eta * g_norm_sum)
 
 
 def g_anchored_error_bound(M: float, g_norm: float, eta: float, k: int) -> float:
@@ -462,14 +463,14 @@ def anchored_distance(M: float, g_norm: float, eta: float, i: int) -> float:
     return g_norm * eta * sum(math.comb(i, j) * x ** (j - 1) for j in range(1, i + 1))
 
 
-def g_regime_radius(prob: Problem, steps: int, eta: float, g_norm: float, iters: int = 60,
+def g_regime_radius(prob: Problem, steps: int, eta: float, g_norm: float,
                     task: int = 0) -> float | None:
     """Smallest R found with ‖g‖((1+ηM(R))^{steps−1} − 1)/M(R) ≤ R: then θ_0…θ_{steps−1}
     stay in the ball (the bound on d_{steps−1} of :func:`g_anchored_error_bound`).
     """
     def reach(R: float) -> float:
         return anchored_distance(bounds(prob, R, task).M, g_norm, eta, steps - 1)
-    return _fixed_point_radius(reach, max(steps - 1, 1) * eta * g_norm, iters)
+    return _fixed_point_radius(reach, max(steps - 1, 1) * eta * g_norm)
 
 
 def certified_grad_norm(prob: Problem, g_computed: Tensor, task: int = 0) -> float:

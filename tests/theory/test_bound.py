@@ -317,3 +317,56 @@ def test_the_ablation_variants_are_exactly_what_they_name():
     expected[:, -1] = c[:, -1]
     assert torch.equal(keep(c), expected)
     assert torch.equal(keep(c[:, :1]), c[:, :1])  # one layer: it is the output layer
+
+
+def test_the_fixed_point_radius_gives_up_after_sixty_evaluations():
+    """The iteration's budget, as documented: a reach that settles at its 60th evaluation gives
+    a radius, one that settles at its 61st gives None (R grows by 1.00011 a step here, far from
+    the 10⁶ cut-off). Every regime (GD, SGD, g-anchored) uses this budget."""
+    from tvgrad.theory.bound import _fixed_point_radius
+
+    def settles_at(n):
+        calls = []
+
+        def reach(R):
+            calls.append(R)
+            return R if len(calls) >= n else R * 1.00001
+        return reach, calls
+    reach, calls = settles_at(60)
+    R = _fixed_point_radius(reach, 1.0)
+    assert R is not None and len(calls) == 60 and R == calls[-1]
+    reach, calls = settles_at(61)
+    assert _fixed_point_radius(reach, 1.0) is None and len(calls) == 60
+
+
+def test_every_task_argument_defaults_to_the_first_task():
+    """On two tasks with different data, each function's default task is task 0 (a default of
+    -1 would read the last task, the same on every single-task problem)."""
+    from tvgrad.theory.bound import certified_grad_norm, g_regime_radius, sgd_epoch_error_bound, sgd_regime
+    prob = Problem.build(Case(spec=NetSpec(2, (3,), 1, "tanh"), n=4, tasks=2, seed=1))
+    g = [torch.func.grad(prob.loss_fn(t))(prob.theta0) for t in (0, 1)]
+    gn = float(g[0].norm())
+    batches = [torch.arange(0, 2), torch.arange(2, 4)]
+    calls = {
+        "bounds.M": lambda **t: bounds(prob, 0.1, **t).M,
+        "bounds.G": lambda **t: bounds(prob, 0.1, **t).G,
+        "regime_radius": lambda **t: regime_radius(prob, 3, 1e-2, gn, **t),
+        "g_regime_radius": lambda **t: g_regime_radius(prob, 3, 1e-2, gn, **t),
+        "sgd_regime": lambda **t: sgd_regime(prob, 1e-2, batches, gn, **t),
+        "sgd_epoch_error_bound": lambda **t: sgd_epoch_error_bound(prob, 1e-2, batches, 0.1, **t),
+        "certified_grad_norm": lambda **t: certified_grad_norm(prob, g[0], **t),
+    }
+    for name, f in calls.items():
+        default, first, second = f(), f(task=0), f(task=1)
+        assert default is not None and default == first != second, (name, default, first, second)
+
+
+def test_the_third_order_bound_takes_its_remainder_as_derived_by_default():
+    """``remainder_scale`` (planted variants only) is 1 unless given: the default bound is the
+    η² term plus the whole η³ remainder."""
+    from tvgrad.theory.bound import third_order_error_bound
+    args = dict(Hg=2.0, H0=3.0, M=5.0, T=7.0, g_norm=1.5, eta=0.01, k=4)
+    lead = third_order_error_bound(**args, remainder_scale=0.0)
+    assert lead == math.comb(4, 2) * 0.01 ** 2 * 2.0
+    full = third_order_error_bound(**args, remainder_scale=1.0)
+    assert full > lead and third_order_error_bound(**args) == full
