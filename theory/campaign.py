@@ -34,6 +34,7 @@ from ..io import csv_text
 from ..publish import locked, publish
 from . import SCHEMA_VERSION, strategies
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
+from .cli import DEFAULT_SEED
 from .profiles import EXAMPLES, profile_name
 
 CURVES_PER_CLAIM = 3  # residual curves stored per expansion claim (the report plots them)
@@ -618,7 +619,8 @@ def _run_serial(tasks: list[tuple], args: list[tuple], n: int, outputs: _Outputs
         outputs.add((cid, v), res)
 
 
-def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: int = 0,
+def verify(*, claims: list[str] | None = None, profile: str = "verify",
+           seed: int = DEFAULT_SEED,
            out: Path = Path("reports"), jobs: int = 1, max_examples: int | None = None,
            audit: bool = True, time_budget: float | None = None,
            registry: Mapping[str, Claim] | None = None, stem: str = "theory",
@@ -635,7 +637,8 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify", seed: in
         profile: ``ci`` (derandomized), ``dev`` or ``verify`` — sets the number of random
             examples per claim (and derandomization for ``ci``); no Hypothesis profile is
             loaded, every setting is passed to each test.
-        seed: the Hypothesis seed.
+        seed: the Hypothesis seed (default the one of ``make verify`` and ``tvgrad verify``,
+            :data:`~tvgrad.theory.cli.DEFAULT_SEED`).
         out: output folder.
         jobs: worker processes (1: in this process, with per-claim progress bars).
         max_examples: override the profile's number of random examples.

@@ -372,3 +372,17 @@ def test_the_example_to_reproduce_is_a_holding_one_wherever_it_lies():
     run = RunResult(claim.id, None, [rec(i, v) for i, v in enumerate(order[:4])])
     assert _example(claim, run)["case"] == "case0"
     assert _example(claim, RunResult(claim.id, None, [])) is None
+
+
+def test_the_api_the_cli_and_make_verify_share_one_default_seed(tmp_path):
+    """``verify()``, ``tvgrad verify`` and ``make verify`` run one seed unless told otherwise,
+    so that each reproduces the others: the Makefile's ``SEED``, recorded by a default run."""
+    import re
+    from pathlib import Path
+
+    from tvgrad.theory.cli import DEFAULT_SEED
+    make = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert re.search(r"^SEED\s*\?=\s*(\d+)\s*$", make, re.M).group(1) == str(DEFAULT_SEED)
+    doc = verify(claims=["one_epoch_exact"], profile="dev", out=tmp_path, max_examples=1,
+                 audit=False)
+    assert doc["environment"]["seed"] == DEFAULT_SEED == 20260824

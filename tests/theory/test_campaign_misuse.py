@@ -531,3 +531,24 @@ def test_theory_json_is_strict_json_a_nan_is_refused_not_written(tmp_path):
         with pytest.raises(ValueError, match="JSON compliant"):
             out.flush()
         assert (tmp_path / "theory.json").read_text() == before
+
+
+def test_shrinking_gives_up_after_300_candidates(monkeypatch):
+    """A long descent (the seed halved, then lowered one by one while ≥ 500) is cut at 300
+    candidates tried — valid or not — and the smallest failure found so far is kept."""
+    from tvgrad.theory.campaign import shrink_case
+
+    def check(case, variant=None):
+        return Outcome(VIOLATED) if case.seed >= 500 else Outcome(HOLDS)
+    claim = _pins_big("long_descent", check)
+    tried = []
+    real = claim.case_type.from_json.__func__
+
+    def from_json(cls, text):
+        tried.append(text)
+        return real(cls, text)
+    monkeypatch.setattr(Case, "from_json", classmethod(from_json))
+    start = replace(BIG, seed=10 ** 6)
+    case, verdict, _, _ = shrink_case(claim, None, (start, VIOLATED, {}, ""))
+    assert len(tried) == 300, len(tried)
+    assert verdict == VIOLATED and 500 < case.seed < 1000  # still on its way down to 500
