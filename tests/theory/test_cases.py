@@ -241,3 +241,7 @@ def test_preactivations_are_each_hidden_layers_input_to_its_activation():
         for g, w in zip(got, want):
             # the same products as nn.Linear, perhaps summed in another order: a few ulps (u ≈ 1e-16)
             assert torch.allclose(g, w, rtol=1e-14, atol=1e-14), task
+    # without a task, task 0's (not the last task's, which -1 would read)
+    first, last = prob.preactivations(theta), prob.preactivations(theta, 1)
+    assert all(torch.equal(a, b) for a, b in zip(first, prob.preactivations(theta, 0)))
+    assert not torch.equal(first[0], last[0])

@@ -428,3 +428,17 @@ def test_a_model_with_a_zero_dimensional_parameter_is_checked():
     prob = ModuleProblem(Scaled(), F.cross_entropy, tasks=[[(x, y)]])
     assert () in prob.layout.shapes and prob.theta0.numel() == 10
     assert tvgrad.check("one_epoch_exact", prob).verdict == "holds"
+
+
+def test_the_task_arguments_default_to_the_first_task():
+    """``num_samples()``, ``batch_indices()`` and ``loss_fn()`` without a task are task 0's,
+    on two tasks of different sizes and batchings (a default of -1 would read the last)."""
+    torch.manual_seed(0)
+    x, y = block_data(0, n=7)
+    problem = ModuleProblem(Block(), F.cross_entropy,
+                            tasks=[[(x[:2], y[:2]), (x[2:3], y[2:3])], [(x[3:], y[3:])]])
+    assert problem.num_samples() == problem.num_samples(0) == 3 != problem.num_samples(1)
+    assert [b.tolist() for b in problem.batch_indices()] == [[0, 1], [2]] \
+        == [b.tolist() for b in problem.batch_indices(0)]
+    th = problem.theta0
+    assert problem.loss_fn()(th) == problem.loss_fn(0)(th) != problem.loss_fn(1)(th)
