@@ -158,16 +158,20 @@ def test_each_claim_draws_its_stated_sizes_reaching_the_largest(claim_id, assert
 def test_the_bound_claims_random_part_draws_its_stated_ranges(error, epochs, eta,
                                                               assert_draws_within):
     """The bound claims mix the sharp corner (k 2–3) into :func:`bound_cases`, so the mixture
-    reaching k = 2 says nothing of the random part: its own ranges (epochs, η, R, scales)."""
+    reaching k = 2 says nothing of the random part: its own ranges (epochs, η, R, scales, and
+    its default sizes: depth ≤ 3, width ≤ 16, n ≤ 32)."""
     from tvgrad.theory.claims.bound_claims import bound_cases
     (k0, k1), (e0, e1) = epochs, eta
 
     def beyond(c):
         return (not k0 <= c.epochs <= k1 or not e0 <= c.eta <= e1
                 or not 1e-3 <= c.radius <= 1.0 or c.x_scale not in (1.0, 3.0)
-                or c.y_scale not in (1.0, 10.0))
+                or c.y_scale not in (1.0, 10.0)
+                or c.spec.depth > 3 or max(c.spec.widths) > 16 or c.n > 32)
     assert_draws_within(bound_cases(error=error), beyond,
-                        (lambda c: c.epochs == k0, lambda c: c.epochs == k1,
+                        (lambda c: c.spec.depth == 3, lambda c: max(c.spec.widths) == 16,
+                         lambda c: c.n == 32,
+                         lambda c: c.epochs == k0, lambda c: c.epochs == k1,
                          lambda c: c.eta < 10 * e0, lambda c: c.eta > e1 / 10,
                          lambda c: c.radius < 1e-2, lambda c: c.radius > 0.1,
                          lambda c: c.x_scale == 3.0, lambda c: c.y_scale == 10.0))
