@@ -95,9 +95,8 @@ class FFN(nn.Module):
         return (out, pre) if return_pre else out
 
 
-def init_module(spec: NetSpec, seed: int, dtype: torch.dtype = torch.float64,
-                scale: float = 1.0) -> FFN:
-    """A seeded :class:`FFN` with LeCun-normal weights times ``scale`` and small biases."""
+def init_module(spec: NetSpec, seed: int, dtype: torch.dtype = torch.float64) -> FFN:
+    """A seeded :class:`FFN` with LeCun-normal weights (std 1/√fan_in) and small biases (std 0.1)."""
     gen = torch.Generator().manual_seed(seed)
     net = FFN(spec).to(dtype)
     # Drawn in float64 and then cast, so the float32 and float64 problems are the same θ₀.
@@ -105,7 +104,7 @@ def init_module(spec: NetSpec, seed: int, dtype: torch.dtype = torch.float64,
     with torch.no_grad():
         for layer in net.layers:
             fan_in = layer.weight.shape[1]
-            w = torch.randn(layer.weight.shape, generator=gen, dtype=f64) * (scale / math.sqrt(fan_in))
+            w = torch.randn(layer.weight.shape, generator=gen, dtype=f64) * (1.0 / math.sqrt(fan_in))
             layer.weight.copy_(w.to(dtype))
             if layer.bias is not None:
                 layer.bias.copy_((0.1 * torch.randn(layer.bias.shape, generator=gen, dtype=f64)).to(dtype))

@@ -390,6 +390,22 @@ def test_the_kink_table_puts_each_kink_where_the_function_has_it(op):
     assert int(jumps.sum()) == 2
 
 
+@pytest.mark.parametrize("fn", [F.hardtanh, torch.clamp])
+@pytest.mark.parametrize("how", ["positional", "keyword"])
+def test_the_kink_table_reads_the_edges_given_by_position_or_by_name(fn, how):
+    """``F.hardtanh(x, -0.5, 0.25)`` and ``torch.clamp(x, -0.5, 0.25)`` put their kinks at the
+    edges given — second and third positional argument, or ``min_val``/``max_val``
+    (``min``/``max``) — not at the defaults: the pattern is (x > −0.5, x < 0.25)."""
+    from tvgrad.theory.module_problem import _KINKS
+    x = torch.tensor([-0.75, -0.4, 0.0, 0.2, 0.3, 0.9], dtype=torch.float64)
+    names = ("min_val", "max_val") if fn is F.hardtanh else ("min", "max")
+    args, kwargs = ((x, -0.5, 0.25), {}) if how == "positional" else \
+        ((x,), dict(zip(names, (-0.5, 0.25))))
+    lo, hi = _KINKS[fn](args, kwargs)
+    assert lo.tolist() == [False, True, True, True, True, True]
+    assert hi.tolist() == [True, True, True, True, False, False]
+
+
 def test_a_layout_round_trips_and_keeps_leading_batch_dims():
     """``ParamLayout.unflatten`` splits the last axis: a (B, p) stack of parameter vectors gives
     each named tensor as (B, *shape), row b being the unflattening of row b (its docstring's

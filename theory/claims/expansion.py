@@ -125,7 +125,7 @@ def residual_norms(etas: Tensor, q: Tensor, v1: Tensor, v2: Tensor) -> tuple[Ten
             torch.linalg.vector_norm(q, dim=1))
 
 
-def eta_grid(top: float = 10.0, decades: float = 9.0, per_decade: int = PER_DECADE) -> Tensor:
+def eta_grid(top: float, decades: float = 9.0, per_decade: int = PER_DECADE) -> Tensor:
     """Geometric grid from ``top`` down over ``decades`` decades, ``per_decade`` points each."""
     n = int(round(decades * per_decade)) + 1
     return top * 10.0 ** (-torch.arange(n, dtype=torch.float64) / per_decade)
