@@ -30,6 +30,13 @@ def test_compare_reports_worst_entries_and_tolerance():
                   torch.full((3,), 1e-6, dtype=torch.float64), "demo")
     assert not cmp.ok and cmp.max_ratio == pytest.approx(1e3)
     assert "demo: worst" in cmp.report and "1.000e-06" in cmp.report
+    # by default the five worst of many coordinates, worst first
+    a = torch.zeros(8, dtype=torch.float64)
+    off = torch.tensor([3, 7, 1, 8, 2, 6, 4, 5], dtype=torch.float64) * 1e-3
+    cmp = compare(a, off, torch.full((8,), 1e-6, dtype=torch.float64), "many")
+    assert cmp.report.splitlines()[0].startswith("many: worst 5 of 8 coordinates")
+    rows = [int(line.split()[0]) for line in cmp.report.splitlines()[2:]]
+    assert rows == [3, 1, 5, 7, 6]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e-6])
