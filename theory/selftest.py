@@ -61,7 +61,7 @@ def _counts(junit: Path) -> tuple[dict, list[str]]:
     return n, failed
 
 
-def run_self_test(jobs: int = 1, root: Path | None = None) -> dict:
+def run_self_test(jobs: int, root: Path | None = None) -> dict:
     """Run the fast tests of ``tests/theory`` in a subprocess; summarise them.
 
     Args:
