@@ -142,3 +142,25 @@ def test_dense_slack_is_eighs_backward_error_bound_linear_in_p(p):
     from tvgrad.theory.rounding import U64
     for value in (1.0, 3.5, 1e8):
         assert spectrum.dense_slack(p, value) == pytest.approx(10 * p * U64 * value, rel=4 * U64)
+
+
+def test_lanczos_asks_arpack_for_its_tolerance_1e_12_by_default(monkeypatch):
+    """The documented default: ``tol=1e-12`` reaches ARPACK (a looser one — even 1 — still
+    converges on small test problems, so only the call shows it), and a given ``tol`` too."""
+    from tvgrad.theory import spectrum
+    from tvgrad.theory.derivatives import HVPOperator
+    seen = []
+    real = spectrum.eigsh
+
+    def eigsh(*a, **kw):
+        seen.append(kw["tol"])
+        return real(*a, **kw)
+    monkeypatch.setattr(spectrum, "eigsh", eigsh)
+    th = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+
+    def f(t):
+        return (t ** 4).sum()
+    spectrum.lanczos_top(HVPOperator(f, th), th)
+    spectrum.hessian_spectral_norm_lanczos(f, th)
+    spectrum.lanczos_top(HVPOperator(f, th), th, tol=1e-6)
+    assert seen == [1e-12, 1e-12, 1e-6]
