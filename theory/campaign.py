@@ -661,6 +661,8 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify",
         The document written to ``theory.json``.
     """
     profile = profile_name(profile)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidInput(f"jobs must be an integer >= 1, got {jobs!r}")
     if factory is not None and registry is None:
         registry = factory[0](factory[1])
     registry = CLAIMS if registry is None else registry

@@ -552,3 +552,13 @@ def test_shrinking_gives_up_after_300_candidates(monkeypatch):
     case, verdict, _, _ = shrink_case(claim, None, (start, VIOLATED, {}, ""))
     assert len(tried) == 300, len(tried)
     assert verdict == VIOLATED and 500 < case.seed < 1000  # still on its way down to 500
+
+
+@pytest.mark.parametrize("jobs", [0, -2, 1.5, True])
+def test_verify_refuses_a_bad_jobs_count_naming_it(tmp_path, jobs):
+    """The Python API checks ``jobs`` as ``tvgrad verify --jobs`` does (it ran 0 or −2 as one
+    worker, silently): refused before anything runs or is written."""
+    with pytest.raises(InvalidInput, match=rf"jobs must be an integer >= 1, got {jobs!r}"):
+        verify(claims=["one_epoch_exact"], profile="ci", out=tmp_path / "o", jobs=jobs,
+               max_examples=1, audit=False)
+    assert not (tmp_path / "o").exists()
