@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from ..errors import InvalidInput
+from ..theory import DEFAULT_SEED
 from .data import DATASETS, DatasetMissing
 from .finetune import EPOCHS, RECIPES, FinetuneConfig
 from .merge import METHODS
@@ -250,7 +251,8 @@ def _clip_commands(sub) -> None:
                    help="differentiate over at most this many images at a time (large models)")
     v.add_argument("--profile", default=None,
                    help="ci, dev or verify (default: $TVGRAD_PROFILE or verify)")
-    v.add_argument("--seed", type=int, default=20260824, help="Hypothesis seed")
+    v.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"Hypothesis seed (default {DEFAULT_SEED})")
     v.add_argument("--out", default="reports", help="output folder (default reports/)")
     v.add_argument("--claim", action="append", default=None, metavar="ID",
                    help="run only this claim (repeatable)")

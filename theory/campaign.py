@@ -32,9 +32,8 @@ from hypothesis import Phase, given, settings
 from ..errors import InvalidInput
 from ..io import csv_text
 from ..publish import locked, publish
-from . import SCHEMA_VERSION, strategies
+from . import DEFAULT_SEED, SCHEMA_VERSION, strategies
 from .claims import CLAIMS, DIVERGED, HOLDS, INCONCLUSIVE, VIOLATED, Claim
-from .cli import DEFAULT_SEED
 from .profiles import EXAMPLES, profile_name
 
 CURVES_PER_CLAIM = 3  # residual curves stored per expansion claim (the report plots them)
@@ -638,7 +637,7 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify",
             examples per claim (and derandomization for ``ci``); no Hypothesis profile is
             loaded, every setting is passed to each test.
         seed: the Hypothesis seed (default the one of ``make verify`` and ``tvgrad verify``,
-            :data:`~tvgrad.theory.cli.DEFAULT_SEED`).
+            :data:`~tvgrad.theory.DEFAULT_SEED`).
         out: output folder.
         jobs: worker processes (1: in this process, with per-claim progress bars).
         max_examples: override the profile's number of random examples.

@@ -11,10 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import InvalidInput
-
-DEFAULT_SEED = 20260824
-"""The Hypothesis seed of ``tvgrad verify``, of :func:`tvgrad.theory.campaign.verify` and of
-``make verify`` (the Makefile's ``SEED``), so that the three reproduce one another."""
+from . import DEFAULT_SEED
 
 
 def add_commands(sub) -> None:

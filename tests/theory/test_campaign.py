@@ -380,7 +380,7 @@ def test_the_api_the_cli_and_make_verify_share_one_default_seed(tmp_path):
     import re
     from pathlib import Path
 
-    from tvgrad.theory.cli import DEFAULT_SEED
+    from tvgrad.theory import DEFAULT_SEED
     make = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert re.search(r"^SEED\s*\?=\s*(\d+)\s*$", make, re.M).group(1) == str(DEFAULT_SEED)
     doc = verify(claims=["one_epoch_exact"], profile="dev", out=tmp_path, max_examples=1,
