@@ -261,3 +261,27 @@ def test_an_incompetent_mutant_is_logged_without_running_anything(tmp_path, monk
     assert rec["incompetent"] == "invalid syntax, line 1" and rec["seconds"] == 0.0
     assert rec["killed_by_verify"] and rec["killed_by_campaign"] is None
     assert sample.report(log, {}).startswith("1 sampled mutants, 1 incompetent")
+
+
+
+def test_a_competent_mutants_record_says_so_and_the_report_trusts_it(tmp_path, monkeypatch):
+    """A new log records the parse check for every mutant (None: it parses), so ``--report``
+    reads it instead of rebuilding the module from git for each record."""
+    mod = tmp_path / "theory" / "a.py"
+    mod.parent.mkdir()
+    m = dict(module="theory/a.py", operator="core/Op", occurrence=0, line=1)
+    monkeypatch.setattr(sample, "ROOT", tmp_path)
+    monkeypatch.setattr(sample, "_mutants", lambda *a: [m])
+
+    @sample.contextlib.contextmanager
+    def mutated(_):
+        mod.write_text(GOOD)
+        yield "index 1234567..89abcde 100644"
+    monkeypatch.setattr(sample, "_mutated", mutated)
+    monkeypatch.setattr(sample, "_self_test", lambda *a, **k: (False, 1.0, ["t"]))
+    log = tmp_path / "log.jsonl"
+    sample.audit(1, 0, log, False, [], as_verify=True)
+    (rec,) = map(json.loads, log.open())
+    assert "incompetent" in rec and rec["incompetent"] is None
+    monkeypatch.setattr(sample, "mutated_source", lambda *a: pytest.fail("re-read from git"))
+    assert sample.report(log, {}).startswith("1 sampled mutants, 0 equivalent; of the 1 others:")

@@ -318,7 +318,7 @@ def audit(n: int, seed: int, log: Path, resume: bool, verify_args: list[str],
                "killed_by_tests": not tests_ok,
                "killed_by_campaign": None if campaign_ok is None else not campaign_ok,
                "killed_by_verify": not (tests_ok and campaign_ok),
-               "seconds": round(t_tests + t_verify, 1), **({"incompetent": why} if why else {})}
+               "seconds": round(t_tests + t_verify, 1), "incompetent": why}
         if with_tests:
             rec.update(killed_by_make_test=None if make_test_ok is None else not make_test_ok,
                        make_test_failures=make_test_failures,
@@ -347,11 +347,11 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     reason a survivor is equivalent (excluded from the rates)."""
     recs = [json.loads(x) for x in log.open()]
     key = lambda r: f"{r['module']}:{r['line']}:{r['operator']}:{r['occurrence']}"  # noqa: E731
-    # logs written before the tool recorded it: re-read from the logged diff and git's blob
-    stillborn = {key(r): r.get("incompetent") or incompetent(mutated_source(r.get("diff", "")))
-                 for r in recs}
-    stillborn = {k: v for k, v in stillborn.items() if v}
-    real = [r for r in recs if key(r) not in equivalent and key(r) not in stillborn]
+    # recorded since the tool checks it; in older logs re-read from the diff and git's blob
+    why = {key(r): r["incompetent"] if "incompetent" in r
+           else incompetent(mutated_source(r.get("diff", ""))) for r in recs}
+    bad = {k: f"incompetent: {v}" for k, v in why.items() if v}
+    real = [r for r in recs if key(r) not in equivalent and key(r) not in bad]
     n = len(real)
     both = sum(bool(r["killed_by_tests"] or r["killed_by_verify"] or r.get("killed_by_make_test"))
                for r in real)
@@ -367,10 +367,10 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     both_label = ("killed by make test + make verify" if with_make_test else
                   "killed by the self-test + verify (make test not run on the survivors: a "
                   "lower bound for make test + make verify)")
-    n_eq = len(recs) - n - len(stillborn)
+    n_eq = len(recs) - n - len(bad)
     lines = [f"{len(recs)} sampled mutants, "
-             + (f"{len(stillborn)} incompetent (the mutated module does not parse), "
-                if stillborn else "") + f"{n_eq} equivalent; of the {n} others:",
+             + (f"{len(bad)} incompetent (the mutated module does not parse), " if bad else "")
+             + f"{n_eq} equivalent; of the {n} others:",
              f"- {both_label}: {ci(both)}", f"- killed by verify alone: {ci(ver)}"]
     if with_campaign:
         ran = [r for r in real if r["killed_by_campaign"] is not None]
@@ -392,12 +392,8 @@ def report(log: Path, equivalent: dict[str, str]) -> str:
     lines += ["", head, "|" + " --- |" * (len(cols) + 2)]
     for r in recs:
         lines.append(f"| `{key(r)}` | " + " | ".join(kill(r[c]) for c in cols)
-                     + f" | {equivalent.get(key(r)) or _stillborn_note(stillborn.get(key(r)))} |")
+                     + f" | {equivalent.get(key(r)) or bad.get(key(r), '')} |")
     return "\n".join(lines)
-
-
-def _stillborn_note(why: str | None) -> str:
-    return f"incompetent: {why}" if why else ""
 
 
 def main(argv: list[str] | None = None) -> int:
