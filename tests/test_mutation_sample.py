@@ -240,8 +240,9 @@ def test_report_leaves_the_incompetent_mutants_out_of_the_rates(tmp_path, monkey
     assert "| `theory/a.py:2:op:0` | killed | killed |  |" in text
 
 
-def test_an_incompetent_mutant_is_logged_without_running_anything(tmp_path, monkeypatch):
-    """Nothing to run for a module that does not parse: it is logged as such, in no time."""
+def _audit_one(tmp_path, monkeypatch, mutated_text: str, diff: str) -> dict:
+    """``audit`` of one mutant of ``theory/a.py`` in a checkout under ``tmp_path`` whose
+    application writes ``mutated_text`` and gives ``diff``: its log record."""
     mod = tmp_path / "theory" / "a.py"
     mod.parent.mkdir()
     m = dict(module="theory/a.py", operator="core/Op", occurrence=0, line=1)
@@ -250,38 +251,30 @@ def test_an_incompetent_mutant_is_logged_without_running_anything(tmp_path, monk
 
     @sample.contextlib.contextmanager
     def mutated(_):
-        mod.write_text(GOOD.replace("claim, *,", "claim, >>,"))
-        yield "diff"
+        mod.write_text(mutated_text)
+        yield diff
     monkeypatch.setattr(sample, "_mutated", mutated)
+    sample.audit(1, 0, tmp_path / "log.jsonl", False, [], as_verify=True)
+    (rec,) = map(json.loads, (tmp_path / "log.jsonl").open())
+    return rec
+
+
+def test_an_incompetent_mutant_is_logged_without_running_anything(tmp_path, monkeypatch):
+    """Nothing to run for a module that does not parse: it is logged as such, in no time."""
     for name in ("_self_test", "_run", "_make_test"):
         monkeypatch.setattr(sample, name, lambda *a, **k: pytest.fail("ran a command"))
-    log = tmp_path / "log.jsonl"
-    sample.audit(1, 0, log, False, [], as_verify=True)
-    (rec,) = map(json.loads, log.open())
+    rec = _audit_one(tmp_path, monkeypatch, GOOD.replace("claim, *,", "claim, >>,"), "diff")
     assert rec["incompetent"] == "invalid syntax, line 1" and rec["seconds"] == 0.0
     assert rec["killed_by_verify"] and rec["killed_by_campaign"] is None
-    assert sample.report(log, {}).startswith("1 sampled mutants, 1 incompetent")
-
+    assert sample.report(tmp_path / "log.jsonl", {}).startswith("1 sampled mutants, 1 incompetent")
 
 
 def test_a_competent_mutants_record_says_so_and_the_report_trusts_it(tmp_path, monkeypatch):
     """A new log records the parse check for every mutant (None: it parses), so ``--report``
     reads it instead of rebuilding the module from git for each record."""
-    mod = tmp_path / "theory" / "a.py"
-    mod.parent.mkdir()
-    m = dict(module="theory/a.py", operator="core/Op", occurrence=0, line=1)
-    monkeypatch.setattr(sample, "ROOT", tmp_path)
-    monkeypatch.setattr(sample, "_mutants", lambda *a: [m])
-
-    @sample.contextlib.contextmanager
-    def mutated(_):
-        mod.write_text(GOOD)
-        yield "index 1234567..89abcde 100644"
-    monkeypatch.setattr(sample, "_mutated", mutated)
     monkeypatch.setattr(sample, "_self_test", lambda *a, **k: (False, 1.0, ["t"]))
+    rec = _audit_one(tmp_path, monkeypatch, GOOD, "index 1234567..89abcde 100644")
     log = tmp_path / "log.jsonl"
-    sample.audit(1, 0, log, False, [], as_verify=True)
-    (rec,) = map(json.loads, log.open())
     assert "incompetent" in rec and rec["incompetent"] is None
     monkeypatch.setattr(sample, "mutated_source", lambda *a: pytest.fail("re-read from git"))
     assert sample.report(log, {}).startswith("1 sampled mutants, 0 equivalent; of the 1 others:")
