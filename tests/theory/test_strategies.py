@@ -70,7 +70,8 @@ def test_default_sizes_stay_within_their_documented_ranges(assert_draws_within):
         net_specs(),
         lambda n: n.depth > 4 or max(n.widths) > 32 or n.in_dim > 8 or n.out_dim > 6,
         (lambda n: n.depth == 4, lambda n: n.in_dim == 8, lambda n: n.out_dim == 6,
-         lambda n: n.depth == 1 and n.widths == (1,)), edge_examples=2000)
+         lambda n: n.depth == 1 and n.widths == (1,), lambda n: n.in_dim == 1,
+         lambda n: n.out_dim == 1), edge_examples=2000)
 
 
 @pytest.mark.parametrize("dist, low", [("uniform", False), ("log", True)])
@@ -100,6 +101,31 @@ def test_case_defaults_stay_within_their_documented_ranges(assert_draws_within):
         lambda c: not (0 <= c.seed <= 2 ** 16 and 1 <= c.n <= 64 and 1e-4 <= c.eta <= 1.0),
         (lambda c: c.seed > 2 ** 15, lambda c: c.n == 64, lambda c: c.eta > 0.5,
          lambda c: c.eta < 2e-4))
+
+
+def test_case_defaults_draw_one_task_one_epoch_full_batch_and_the_default_networks(
+        assert_draws_within):
+    """cases() by default: one task, one epoch, full batch (k = 1, the exact regime), depth 1–4
+    and widths 1–32 — the depth and width reached, nothing beyond. No claim relies on these
+    defaults (each passes its own), so only this test says what a user's bare ``cases()``
+    draws. 2 000 draws: n = 65 under a default one larger is reached in about one in a
+    hundred, so 300 would miss it."""
+    assert_draws_within(
+        cases(),
+        lambda c: (c.tasks, c.epochs, c.batch_size) != (1, 1, None) or c.spec.depth > 4
+        or max(c.spec.widths) > 32 or c.n > 64,
+        (lambda c: c.spec.depth == 4, lambda c: max(c.spec.widths) == 32),
+        beyond_examples=2000)
+
+
+def test_minibatch_cases_take_1_to_24_sgd_steps_by_default(assert_draws_within):
+    """cases(minibatch=True) by default: ⌈n / bs⌉·k SGD steps in 1–24 — one step (a single
+    batch) and 24 reached, never more; the SGD-epoch claim leaves ``max_steps`` at 24."""
+    from math import ceil
+    steps = (lambda c: ceil(c.n / c.batch_size) * c.epochs)
+    assert_draws_within(
+        cases(minibatch=True), lambda c: not 1 <= steps(c) <= 24,
+        (lambda c: steps(c) == 1, lambda c: steps(c) == 24), beyond_examples=2000)
 
 
 def test_reaches_deep_and_wide_networks():
@@ -162,6 +188,9 @@ def test_cases_are_valid_and_json_roundtrip(data):
 
 def test_edge_cases_cover_the_pinned_corners():
     ec = edge_cases()
+    # by default one task and k = 2, full batch, tanh (where the case does not set its own k)
+    assert {c.tasks for c in ec} == {1} and 2 in {c.epochs for c in ec}
+    assert {c.batch_size for c in ec} == {None} and ec[0].spec.activation == "tanh"
     assert any(c.spec.widths == (1,) and c.spec.depth == 1 for c in ec)
     assert any(c.epochs == 1 for c in ec) and any(c.n == 1 for c in ec)
     assert any(c.at_minimum for c in ec)
