@@ -245,3 +245,18 @@ def test_preactivations_are_each_hidden_layers_input_to_its_activation():
     first, last = prob.preactivations(theta), prob.preactivations(theta, 1)
     assert all(torch.equal(a, b) for a, b in zip(first, prob.preactivations(theta, 0)))
     assert not torch.equal(first[0], last[0])
+
+
+def test_the_relu_pattern_is_the_sign_of_every_hidden_preactivation_of_every_task():
+    """A piecewise-linear network's kink probe (:attr:`pattern`) is ``z > 0`` for every hidden
+    pre-activation z, layer by layer, task by task — the side of ReLU's kink each unit is on;
+    a smooth activation has none. The draw has pre-activations in (−1, 0) and in (0, 1), so a
+    threshold moved to ±1 changes the pattern."""
+    case = Case(spec=NetSpec(3, (5, 4), 2, "relu"), n=6, seed=1, tasks=2)
+    prob = Problem.build(case)
+    zs = [z.reshape(-1) for t in range(2) for z in prob.preactivations(prob.theta0, t)]
+    flat = torch.cat(zs)
+    assert bool(((flat > -1) & (flat < 0)).any()) and bool(((flat > 0) & (flat < 1)).any())
+    assert torch.equal(prob.pattern(prob.theta0), flat > 0)
+    smooth = Problem.build(Case(spec=NetSpec(3, (5, 4), 2, "tanh"), n=6, seed=1))
+    assert smooth.pattern is None
