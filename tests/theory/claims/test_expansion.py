@@ -93,6 +93,33 @@ def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
         assert ("next_order_points_r1" in meas) == kept, chunk_bytes
 
 
+def test_a_grid_in_exactly_two_chunks_is_evaluated_whole(monkeypatch):
+    """The η grid cut in two chunks (not one, not one η each) gives the whole grid's
+    measurements: both chunks are joined, not the first returned as if it were the only one.
+    Per η, 4 copies of 32 float64 parameters: 1024 bytes, so a chunk memory of
+    1024·⌈m/2⌉ holds half the m-point grid."""
+    import math
+
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims import second_order as so
+    whole = CLAIMS["multi_epoch_second_order"].run(CHUNKED_CASE)
+    m = whole.measurements["grid_points"]
+    seen = []
+    real = so._evaluate_rows
+
+    def spy(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2, above):
+        seen.append(etas.numel())
+        return real(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2, above)
+    monkeypatch.setattr(so, "_evaluate_rows", spy)
+    monkeypatch.setattr(so, "CHUNK_BYTES", 1024 * math.ceil(m / 2))
+    halves = CLAIMS["multi_epoch_second_order"].run(CHUNKED_CASE)
+    assert seen[:2] == [math.ceil(m / 2), m // 2], (m, seen)
+    assert halves.verdict == whole.verdict == HOLDS
+    for key in ("grid_points", "slope_r1", "slope_r2", "next_order_points_r1",
+                "next_order_points_r2"):
+        assert abs(halves.measurements[key] - whole.measurements[key]) < 1e-6, key
+
+
 def test_chunked_next_order_estimates_equal_the_whole_grids_at_every_point(monkeypatch):
     """One η per chunk (a large model) gives the same ê₁ and ê₂ at every grid point as the
     whole grid at once: each chunk sees the three rows above it, so its estimates are those of
