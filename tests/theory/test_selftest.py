@@ -79,6 +79,37 @@ def test_a_collection_error_or_no_test_is_not_a_pass_but_a_single_test_is(tmp_pa
     assert (one["status"], one["passed"]) == ("passed", 1)  # the edge: one test ran and passed
 
 
+def test_a_self_test_whose_every_test_is_skipped_is_not_a_pass(tmp_path):
+    """pytest exits 0 when every collected test is skipped: nothing was checked, so the
+    self-test has not passed (its status by the count of tests that ran, not by pytest's code)."""
+    skipped = "import pytest\n\n\n@pytest.mark.skip(reason='stand-in')\ndef test_s():\n    pass\n"
+    r = selftest.run_self_test(1, root=_checkout(tmp_path, test_skipped=skipped))
+    assert (r["status"], r["tests"], r["skipped"], r["passed"]) == ("failed", 1, 1, 0)
+    assert not selftest.trusted(r)
+
+
+@pytest.mark.parametrize("jobs, parallel", [(1, False), (2, True), (3, True)])
+def test_the_self_test_runs_in_parallel_from_two_jobs(tmp_path, monkeypatch, jobs, parallel):
+    """``--jobs N`` with N ≥ 2 runs the self-test on N pytest-xdist workers (when xdist is
+    installed), one job runs it in-process: the command recorded says which."""
+    import importlib.util
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "xdist" else found(name, *a))
+    ran = []
+    real = selftest.subprocess.run
+
+    def spy(cmd, **kw):  # records the command, runs it in-process (no workers to start)
+        ran.append(cmd)
+        return real([c for c in cmd if c not in ("-n", str(jobs))], **kw)
+    monkeypatch.setattr(selftest.subprocess, "run", spy)
+    r = selftest.run_self_test(jobs, root=_checkout(tmp_path, test_pass=PASS))
+    assert r["status"] == "passed"
+    assert (f"-n {jobs} " in r["command"]) is parallel, r["command"]
+    workers = ran[0][ran[0].index("-n") + 1] if "-n" in ran[0] else None
+    assert workers == (str(jobs) if parallel else None), ran[0]
+
+
 def test_a_self_test_that_stops_early_shows_the_last_15_lines_of_its_output(tmp_path):
     """A broken conftest stops pytest before any test (no failure to name): the summary keeps
     the last 15 lines of its output, where the error is, not the whole log."""
