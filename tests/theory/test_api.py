@@ -80,6 +80,25 @@ def test_sgd_claim_measures_one_epoch_of_its_batches(problem):
     assert m["first_order_gap_rel"] < 1e-13
 
 
+def test_the_sgd_first_order_gap_is_measured_for_a_small_gradient_too():
+    """first_order_gap_rel = ‖Σ_b g_b − B·g‖ / ‖B·g‖ is a relative gap: defined for any
+    non-zero full gradient, however small (here ‖B·g‖ < 1, batches 3, 3, 2), and equal to
+    that ratio computed here from the batch gradients (to rounding, 1e-12 relative)."""
+    from tvgrad.theory.derivatives import gradient
+    torch.manual_seed(3)
+    model = nn.Linear(3, 2)
+    x = 0.01 * torch.randn(8, 3)
+    y = model(x).detach() + 0.01 * torch.randn(8, 2)
+    prob = tvgrad.ModuleProblem(model, F.mse_loss, [(x, y)], dtype=torch.float64)
+    m = tvgrad.check("sgd_epoch_second_order", prob, batch_size=3, epochs=1).measurements
+    th = prob.theta0
+    gb = [gradient(prob.loss_fn(0, torch.arange(i, min(i + 3, 8))), th) for i in (0, 3, 6)]
+    ref = 3 * gradient(prob.loss_fn(0), th)
+    assert 0 < float(ref.norm()) < 1
+    want = float((sum(gb) - ref).norm() / ref.norm())
+    assert m["first_order_gap_rel"] == pytest.approx(want, rel=1e-12), (m, want)
+
+
 def test_list_claims_says_which_run_on_any_model():
     rows = {c["id"]: c for c in tvgrad.list_claims()}
     assert rows["multi_epoch_second_order"]["runs_on_any_model"]
