@@ -52,6 +52,8 @@ def test_each_kind_of_symbolic_case_proves_its_own_identity(kind):
     out = check_symbolic(case, {**SYM_TERMS, "sign": -SYM_TERMS["sign"]})
     assert out.verdict == VIOLATED and out.measurements["kind"] == kind
     assert out.detail.startswith("d_1") == (kind == "one_step"), out.detail[:80]
+    if kind == "one_step":  # the residual it shows is d₁ + sign·ηg, with the variant's sign −1
+        assert out.detail.startswith("d_1 + -ηg = ["), out.detail[:80]
 
 
 @pytest.mark.parametrize("name", ["k", "p", "tasks"])
