@@ -357,6 +357,10 @@ def test_micro_batches_give_the_full_batch_derivatives_and_verdicts():
                         variant="sign_flipped").verdict == "violated"
     with pytest.raises(InvalidInput, match="micro_batch must be an integer >= 1"):
         ModuleProblem(model, F.cross_entropy, tasks=tasks, micro_batch=0)
+    # the edge: one sample per micro-batch (seven parts of weight 1/7)
+    one = ModuleProblem(model, F.cross_entropy, tasks=tasks, micro_batch=1).loss_fn(0)
+    assert [w for w, _ in one.parts] == [1 / 7] * 7
+    assert float((gradient(one, th) - g).norm()) <= 1e-13 * float(g.norm())
 
 
 def test_batch_indices_default_to_the_first_task():
