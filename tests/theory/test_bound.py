@@ -249,6 +249,9 @@ def test_the_fixed_point_radius_settles_or_gives_up():
     assert _fixed_point_radius(lambda R: 2 * R + 1, 1.0) is None       # grows past 1e6
     # a finite radius past 1e6 gives up at once, even where the iteration would settle there
     assert _fixed_point_radius(lambda R: 2e6, 1.0) is None
+    # the edge (R ← 1.0001·reach): settles at 999 999.5, gives up at 1 000 000.5
+    assert _fixed_point_radius(lambda R: 999_999.5 / 1.0001, 1.0) == pytest.approx(999_999.5)
+    assert _fixed_point_radius(lambda R: 1_000_000.5 / 1.0001, 1.0) is None
     assert _fixed_point_radius(lambda R: float("inf"), 1.0) is None
     assert _fixed_point_radius(lambda R: R * 1.5, 1.0, iters=3) is None  # never settles
     assert _fixed_point_radius(lambda R: 0.0, 0.0) == 1e-300  # R = 0 starts at the smallest
