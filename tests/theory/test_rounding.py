@@ -117,3 +117,12 @@ def test_sum_tolerance_charges_one_rounding_per_addition(T):
     want = gamma(T - 1, unit_roundoff(torch.float32)) * T * torch.tensor(
         [1.0, 2.0], dtype=torch.float64) * SELF_ROUNDING
     assert torch.equal(sum_tolerance(xs), want), (sum_tolerance(xs), want)
+
+
+def test_compare_of_empty_tensors_passes_with_nothing_off():
+    """A model without parameters of a kind (an empty tensor) compares as passed, with the
+    largest ratio and the largest difference both 0 — no made-up difference reported."""
+    empty = torch.zeros(0, dtype=torch.float64)
+    c = compare(empty, empty, empty, "empty")
+    assert (c.ok, c.max_ratio, c.max_abs) == (True, 0.0, 0.0)
+    assert "worst 0 of 0 coordinates" in c.report

@@ -170,7 +170,7 @@ def test_verify_runs_no_claim_when_the_self_test_fails(tmp_path, monkeypatch, ca
 
 def test_trusted_needs_the_status_and_the_counts_to_agree():
     ok = {"status": "passed", "passed": 3, "failed": 0}
-    assert selftest.trusted(ok)
+    assert selftest.trusted(ok) and selftest.trusted({**ok, "passed": 1})  # the edge: one test
     for bad in (dict(status="failed"), dict(failed=1), dict(passed=0)):
         assert not selftest.trusted({**ok, **bad}), bad
 

@@ -118,6 +118,15 @@ def test_case_defaults_draw_one_task_one_epoch_full_batch_and_the_default_networ
         beyond_examples=2000)
 
 
+def test_cross_entropy_cases_have_two_classes_or_more(assert_draws_within):
+    """Cross-entropy needs at least two classes: its cases draw out_dim 2–6, binary reached;
+    MSE cases reach a single output."""
+    assert_draws_within(cases(losses=("cross_entropy",)), lambda c: c.spec.out_dim < 2,
+                        (lambda c: c.spec.out_dim == 2,))
+    assert_draws_within(cases(losses=("mse",)), lambda c: c.spec.out_dim < 1,
+                        (lambda c: c.spec.out_dim == 1,))
+
+
 def test_minibatch_cases_take_1_to_24_sgd_steps_by_default(assert_draws_within):
     """cases(minibatch=True) by default: ⌈n / bs⌉·k SGD steps in 1–24 — one step (a single
     batch) and 24 reached, never more; the SGD-epoch claim leaves ``max_steps`` at 24."""
