@@ -221,6 +221,7 @@ def test_the_named_bounds_are_those_of_bounds_and_a_zero_matrix_has_norm_zero():
     assert hessian_bound(prob, 0.2) == b.M and gradient_bound(prob, 0.2) == b.G
     assert b.M > 0 and b.G > 0 and b.M != b.G
     assert spectral_upper(torch.zeros(4, 3, dtype=torch.float64)) == 0.0
+    assert spectral_upper(torch.zeros(0, 3, dtype=torch.float64)) == 0.0  # no entries: norm 0
 
 
 def test_the_measured_jacobian_is_formed_up_to_its_size_limit_and_only_tightens(monkeypatch):

@@ -599,3 +599,29 @@ def test_the_logit_radius_of_the_local_cross_entropy_constants_covers_the_forwar
             (delta,) = seen
             assert bool((delta == e).all()) if R == 0 else bool((delta > e).all()), \
                 (seed, R, delta.tolist(), e.tolist())
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5)])
+def test_spectral_upper_carries_the_margin_of_its_smaller_dimension(shape):
+    r"""The power path's result is its estimate times ``1 + 2rγ_r + 4u`` with r the *smaller*
+    dimension of W (the size of the Gram matrix that is squared): recomputed here from the same
+    float64 operations, the two agree bit for bit. r = 1 (W read as a vector) or the larger
+    dimension would move the margin by ≥ 10u relative."""
+    import math
+
+    from tvgrad.theory.bound import SQUARINGS
+    from tvgrad.theory.rounding import U64, gamma
+    W = torch.randn(*shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    peak = float(W.abs().max())
+    V = W / peak
+    B = V.T @ V if shape[0] >= shape[1] else V @ V.T
+    log_scale = 0.0
+    for _ in range(SQUARINGS):
+        nb = float(B.norm())
+        B = B / nb
+        log_scale = 2 * (log_scale + math.log(nb))
+        B = B @ B
+    est = math.exp((log_scale + math.log(float(B.norm()))) / (2 * 2 ** SQUARINGS))
+    est *= 1 + 2 * 3 * gamma(3, U64) + 4 * U64
+    assert est < float(V.norm())  # the power path, not the Frobenius one, gives the bound
+    assert spectral_upper(W) == peak * est
