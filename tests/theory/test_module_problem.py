@@ -296,6 +296,8 @@ def test_multiple_inputs_and_per_task_losses():
     (dict(batches=[((), torch.tensor([0, 1]))]), "batch inputs must be a tensor or a tuple"),
     (dict(batches=[(torch.randn(2, 3), [0, 1])]), "task 0, batch 0: targets must be a tensor"),
     (dict(batches=[(torch.randn(0, 3), torch.zeros(0, dtype=torch.long))]), "non-empty first"),
+    # a 0-d target has no sample dimension, even beside a one-sample input
+    (dict(batches=[(torch.randn(1, 3), torch.tensor(0))]), r"non-empty first .* and \(\)"),
     (dict(batches=[(torch.randn(2, 3), torch.tensor([0, 1])),
                    ((torch.randn(2, 3), torch.randn(2, 3)), torch.tensor([0, 1]))]),
      "task 0, batch 1: 2 input tensors, batch 0 has 1"),
@@ -392,6 +394,17 @@ def test_the_kink_table_puts_each_kink_where_the_function_has_it(op):
         changes |= m[1:] != m[:-1]
     assert torch.equal(changes, jumps), (op, x[1:][changes].tolist(), x[1:][jumps].tolist())
     assert int(jumps.sum()) == 2
+
+
+@pytest.mark.parametrize("fn", [torch.relu, F.relu, F.leaky_relu, F.elu, F.selu, F.celu,
+                                torch.abs, torch.Tensor.abs, torch.Tensor.relu])
+def test_the_functions_kinked_at_zero_record_which_side_of_zero_each_input_is(fn):
+    """ReLU, leaky ReLU, |x| (slope jumps at 0) and the ELU family (curvature jumps at 0):
+    one mask, x > 0 — on inputs that include (−1, 0) and (0, 1), so an edge moved to ±1 shows."""
+    from tvgrad.theory.module_problem import _KINKS
+    x = torch.arange(-200, 201, dtype=torch.float64) * 0.01 + 0.005
+    masks = _KINKS[fn]((x,), {})
+    assert len(masks) == 1 and torch.equal(masks[0], x > 0), fn
 
 
 @pytest.mark.parametrize("fn", [F.hardtanh, torch.clamp])
