@@ -411,3 +411,14 @@ def test_the_sgd_epoch_subcheck_runs_two_batches_the_last_smaller_when_n_is_odd(
         assert out.verdict == HOLDS and ("sgd_bound" in out.measurements) == (n >= 2), out.detail
     assert [[b.tolist() for b in s] for s in seen] == [
         [[0], [1]], [[0, 1], [2]], [[0, 1, 2], [3, 4]]]
+
+
+def test_a_tightness_ratio_over_a_zero_bound_is_zero_or_infinite():
+    """value / bound, where a 0 bound reads 0 for a 0 value and ∞ for any value above 0 —
+    however small (a rounding-level Hessian within its slack of a zero bound is not tight)."""
+    import math
+
+    from tvgrad.theory.claims.bound_claims import _over_bound
+    assert _over_bound(0.5, 2.0) == 0.25
+    assert _over_bound(0.0, 0.0) == 0.0
+    assert _over_bound(0.5, 0.0) == math.inf and _over_bound(1e-300, 0.0) == math.inf
