@@ -278,6 +278,11 @@ def test_bound_claims_report_ratios_that_match_dense_references():
     g0 = float(torch.func.grad(f)(th).norm())
     assert m["G"] == b.G and g0 / b.G <= m["exact_over_bound"] * (1 + 1e-12) <= 1 + 1e-12
     assert 0.5 < m["ascent_over_fixed_points"] < 2
+    # gradients below 1 at every point (inputs and targets scaled by 0.3): still a ratio
+    small = Case(spec=NetSpec(2, (3,), 2, "tanh"), n=3, seed=2, radius=0.1, x_scale=0.3,
+                 y_scale=0.3)
+    m = CLAIMS["ffn_gradient_bound"].run(small).measurements
+    assert m["exact_over_bound"] * m["G"] < 1 and 0.5 < m["ascent_over_fixed_points"] < 2, m
     m = CLAIMS["ffn_third_derivative_bound"].run(case).measurements
     assert m["T"] == b.T and 0 < m["lower_over_bound_theta0"] <= m["lower_over_bound"] <= 1
 
