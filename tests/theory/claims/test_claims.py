@@ -294,6 +294,12 @@ def test_a_loss_constant_in_the_weights_holds_every_bound_claim_with_zero_bounds
     assert m["actual"] == m["apriori"] == m["g_anchored"] == m["best"] == 0.0, m
     assert m["hessian_exact_over_bound"] == 0.0, m
     assert math.isnan(m["best_over_first_order"]), m
+    # two samples: the one-SGD-epoch check runs too, its error and bound both 0 (no ratio)
+    import dataclasses
+    out = bound_claims.check_error_bound(dataclasses.replace(case, n=2))
+    m = out.measurements
+    assert out.verdict == HOLDS, out.detail
+    assert m["sgd_actual"] == m["sgd_bound"] == 0.0 and math.isnan(m["sgd_actual_over_bound"]), m
 
 
 def test_the_gradient_and_third_derivative_checks_allow_their_derived_rounding_and_no_more():
