@@ -65,12 +65,11 @@ def test_everything_diverged_is_diverged_and_below_floor_is_inconclusive():
     assert out.verdict == INCONCLUSIVE
 
 
-def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
-    """Large models run the η grid in chunks (down to one η) and keep per-η norms only."""
+def _run_chunked(monkeypatch, chunk_bytes: int):
+    """The multi-epoch claim on :data:`CHUNKED_CASE` with a chunk memory of ``chunk_bytes``,
+    and the size of every chunk of the η grid it evaluated."""
     from tvgrad.theory.claims import CLAIMS
     from tvgrad.theory.claims import second_order as so
-    case = CHUNKED_CASE
-    whole = CLAIMS["multi_epoch_second_order"].run(case)
     seen = []
     real = so._evaluate_rows
 
@@ -78,9 +77,18 @@ def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
         seen.append(etas.numel())
         return real(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2, above)
     monkeypatch.setattr(so, "_evaluate_rows", spy)
+    monkeypatch.setattr(so, "CHUNK_BYTES", chunk_bytes)
+    return CLAIMS["multi_epoch_second_order"].run(CHUNKED_CASE), seen
+
+
+def test_chunked_grid_keeps_only_norms_and_agrees(monkeypatch):
+    """Large models run the η grid in chunks (down to one η) and keep per-η norms only."""
+    from tvgrad.theory.claims import CLAIMS
+    from tvgrad.theory.claims import second_order as so
+    case = CHUNKED_CASE
+    whole = CLAIMS["multi_epoch_second_order"].run(case)
     # one η per chunk (32 parameters × 8 bytes × 4 copies > 1000), three rows above still kept
-    monkeypatch.setattr(so, "CHUNK_BYTES", 1000)
-    chunked = CLAIMS["multi_epoch_second_order"].run(case)
+    chunked, seen = _run_chunked(monkeypatch, 1000)
     assert set(seen) == {1} and len(seen) >= 37
     assert chunked.verdict == whole.verdict == HOLDS
     for key in ("slope_r1", "slope_r2", "next_order_points_r1", "next_order_points_r2"):
@@ -101,18 +109,9 @@ def test_a_grid_in_exactly_two_chunks_is_evaluated_whole(monkeypatch):
     import math
 
     from tvgrad.theory.claims import CLAIMS
-    from tvgrad.theory.claims import second_order as so
     whole = CLAIMS["multi_epoch_second_order"].run(CHUNKED_CASE)
     m = whole.measurements["grid_points"]
-    seen = []
-    real = so._evaluate_rows
-
-    def spy(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2, above):
-        seen.append(etas.numel())
-        return real(prob, runs, combine, eps_g, pattern, th_norm, etas, v1, v2, above)
-    monkeypatch.setattr(so, "_evaluate_rows", spy)
-    monkeypatch.setattr(so, "CHUNK_BYTES", 1024 * math.ceil(m / 2))
-    halves = CLAIMS["multi_epoch_second_order"].run(CHUNKED_CASE)
+    halves, seen = _run_chunked(monkeypatch, 1024 * math.ceil(m / 2))
     assert seen[:2] == [math.ceil(m / 2), m // 2], (m, seen)
     assert halves.verdict == whole.verdict == HOLDS
     for key in ("grid_points", "slope_r1", "slope_r2", "next_order_points_r1",
