@@ -83,7 +83,9 @@ def test_sgd_claim_measures_one_epoch_of_its_batches(problem):
 def test_the_sgd_first_order_gap_is_measured_for_a_small_gradient_too():
     """first_order_gap_rel = ‖Σ_b g_b − B·g‖ / ‖B·g‖ is a relative gap: defined for any
     non-zero full gradient, however small (here ‖B·g‖ < 1, batches 3, 3, 2), and equal to
-    that ratio computed here from the batch gradients (to rounding, 1e-12 relative)."""
+    that ratio computed here from the batch gradients. Tolerance: the gap is above 10⁻³ of
+    ‖B·g‖, so the cancellation in its numerator amplifies the gradients' few-u rounding
+    (u ≈ 1.1e-16) at most 10³-fold: ≈ 1e-13 relative, under the 1e-12 allowed."""
     from tvgrad.theory.derivatives import gradient
     torch.manual_seed(3)
     model = nn.Linear(3, 2)
@@ -96,6 +98,7 @@ def test_the_sgd_first_order_gap_is_measured_for_a_small_gradient_too():
     ref = 3 * gradient(prob.loss_fn(0), th)
     assert 0 < float(ref.norm()) < 1
     want = float((sum(gb) - ref).norm() / ref.norm())
+    assert want > 1e-3
     assert m["first_order_gap_rel"] == pytest.approx(want, rel=1e-12), (m, want)
 
 
