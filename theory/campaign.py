@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Mapping
 import hypothesis
 from hypothesis import Phase, given, settings
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, check_positive_int
 from ..io import csv_text
 from ..publish import locked, publish
 from . import DEFAULT_SEED, SCHEMA_VERSION, strategies
@@ -660,8 +660,7 @@ def verify(*, claims: list[str] | None = None, profile: str = "verify",
         The document written to ``theory.json``.
     """
     profile = profile_name(profile)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InvalidInput(f"jobs must be an integer >= 1, got {jobs!r}")
+    check_positive_int(jobs, "jobs")
     if factory is not None and registry is None:
         registry = factory[0](factory[1])
     registry = CLAIMS if registry is None else registry

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 import sympy as sp
 from hypothesis import strategies as st
 
-from ...errors import InvalidInput
+from ...errors import InvalidInput, check_positive_int
 from ..limits import check_cost
 from .base import HOLDS, VIOLATED, Claim, JsonCase, Outcome, Variant
 
@@ -53,9 +53,7 @@ class SymCase(JsonCase):
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown symbolic kind {self.kind!r}; choose one of {KINDS}")
         for name in ("k", "p", "tasks"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InvalidInput(f"{name} must be an integer >= 1, got {v!r}")
+            check_positive_int(getattr(self, name), name)
         check_cost(f"symbolic case (kind {self.kind}, k {self.k}, p {self.p}, tasks "
                    f"{self.tasks})", *self.cost())
 
