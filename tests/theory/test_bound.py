@@ -328,6 +328,26 @@ def test_the_ablation_variants_are_exactly_what_they_name():
     assert torch.equal(keep(c[:, :1]), c[:, :1])  # one layer: it is the output layer
 
 
+def test_the_third_derivative_ablations_are_exactly_what_they_name():
+    """T(R)'s ablations: a3_zero zeroes a₃ and nothing else, first_order_terms_only gives
+    c₂ = c₃ = 0 for every loss (only ℓ'·D³f left). An a₃ merely lowered (to 1, or to −1) is
+    still below tanh's 2, so rejections of the variant cannot tell it from the one named."""
+    from dataclasses import fields
+
+    from tvgrad.theory.bound import TRUE_TERMS
+    from tvgrad.theory.losses import LOSSES
+    third = CLAIMS["ffn_third_derivative_bound"]
+    a3 = third.variant("a3_zero").terms["activation"]
+    for name in SMOOTH_ACTIVATIONS:
+        base, low = TRUE_TERMS.activation(name), a3(name)
+        assert low.a3 == 0.0, (name, low.a3)
+        assert all(getattr(low, f.name) == getattr(base, f.name) for f in fields(base)
+                   if f.name != "a3"), name
+    terms = third.variant("first_order_terms_only").terms
+    assert set(terms) == {"c2", "c3"}
+    assert all(terms["c2"](loss) == 0.0 and terms["c3"](loss) == 0.0 for loss in LOSSES)
+
+
 def test_the_fixed_point_radius_gives_up_after_sixty_evaluations():
     """The iteration's budget, as documented: a reach that settles at its 60th evaluation gives
     a radius, one that settles at its 61st gives None (R grows by 1.00011 a step here, far from
