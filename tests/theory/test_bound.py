@@ -303,22 +303,27 @@ def test_the_true_terms_are_the_bound_as_derived():
     assert BoundTerms.weight_ball(0.3) == 0.3 and BoundTerms.bias_ball(0.3) == 0.3
 
 
+def _assert_zeroes_only(activation_terms, field: str) -> None:
+    """``activation_terms`` (a variant's ``activation``) gives every smooth activation's true
+    constants with ``field`` set to 0 and every other constant unchanged."""
+    from dataclasses import fields
+
+    from tvgrad.theory.bound import TRUE_TERMS
+    for name in SMOOTH_ACTIVATIONS:
+        base, low = TRUE_TERMS.activation(name), activation_terms(name)
+        assert getattr(low, field) == 0.0, (name, field, getattr(low, field))
+        assert all(getattr(low, f.name) == getattr(base, f.name) for f in fields(base)
+                   if f.name != field), (name, field)
+
+
 def test_the_ablation_variants_are_exactly_what_they_name():
     """a2_zero zeroes a₂ and nothing else, c2_omitted gives c₂ = 0 for every loss, and
     last_layer_only keeps the output layer's Jacobian coefficients (the last column of the
     (n, L) matrix c) unchanged and zeroes the others (an ablation that dropped more — every
     layer — is rejected as well, so only this test sees it)."""
-    from dataclasses import fields
-
-    from tvgrad.theory.bound import TRUE_TERMS
     from tvgrad.theory.losses import LOSSES
     hess, grad = CLAIMS["ffn_hessian_bound"], CLAIMS["ffn_gradient_bound"]
-    a2 = hess.variant("a2_zero").terms["activation"]
-    for name in SMOOTH_ACTIVATIONS:
-        base, low = TRUE_TERMS.activation(name), a2(name)
-        assert low.a2 == 0.0
-        assert all(getattr(low, f.name) == getattr(base, f.name) for f in fields(base)
-                   if f.name != "a2"), name
+    _assert_zeroes_only(hess.variant("a2_zero").terms["activation"], "a2")
     assert all(hess.variant("c2_omitted").terms["c2"](loss) == 0.0 for loss in LOSSES)
     keep = grad.variant("last_layer_only").terms["jacobian"]
     c = torch.arange(1.0, 13.0, dtype=torch.float64).reshape(4, 3)
@@ -332,17 +337,9 @@ def test_the_third_derivative_ablations_are_exactly_what_they_name():
     """T(R)'s ablations: a3_zero zeroes a₃ and nothing else, first_order_terms_only gives
     c₂ = c₃ = 0 for every loss (only ℓ'·D³f left). An a₃ merely lowered (to 1, or to −1) is
     still below tanh's 2, so rejections of the variant cannot tell it from the one named."""
-    from dataclasses import fields
-
-    from tvgrad.theory.bound import TRUE_TERMS
     from tvgrad.theory.losses import LOSSES
     third = CLAIMS["ffn_third_derivative_bound"]
-    a3 = third.variant("a3_zero").terms["activation"]
-    for name in SMOOTH_ACTIVATIONS:
-        base, low = TRUE_TERMS.activation(name), a3(name)
-        assert low.a3 == 0.0, (name, low.a3)
-        assert all(getattr(low, f.name) == getattr(base, f.name) for f in fields(base)
-                   if f.name != "a3"), name
+    _assert_zeroes_only(third.variant("a3_zero").terms["activation"], "a3")
     terms = third.variant("first_order_terms_only").terms
     assert set(terms) == {"c2", "c3"}
     assert all(terms["c2"](loss) == 0.0 and terms["c3"](loss) == 0.0 for loss in LOSSES)

@@ -168,10 +168,12 @@ set in their definitions (the bound claims': ``test_the_bound_claims_random_part
 def test_each_claim_draws_its_stated_eta_range_and_sgd_steps(claim_id, assert_draws_within):
     """η stays in its range and comes within 5 % of each end (the exponent is a bounded float,
     whose ends Hypothesis draws now and then; log-uniform alone puts one draw in 50–100 that
-    close to an end): an end moved by 10 % is passed or never reached. The SGD claim's
-    ⌈n / bs⌉·k steps stay in 2–24 and reach both ends (one step would be full batch)."""
+    close to an end): an end moved by 10 % is passed or never reached. The SGD claim's steps
+    (counted by :func:`~tvgrad.theory.cases.batch_sequence`, as the claim runs them) stay in
+    2–24 and reach both ends (one step would be full batch)."""
+    from tvgrad.theory.cases import batch_sequence
     (e0, e1), steps = ETA_STEPS[claim_id]
-    n_steps = (lambda c: -(-c.n // (c.batch_size or c.n)) * c.epochs)
+    n_steps = (lambda c: len(batch_sequence(c.n, c.batch_size, c.epochs, False, c.seed)))
 
     def beyond(c):
         return (not e0 <= c.eta <= e1 or (steps is None) != (c.batch_size is None)
